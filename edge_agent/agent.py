@@ -1,0 +1,263 @@
+"""The agent daemon: wires the store, the model worker, the mesh client and the job
+coordinator together on one board.
+
+Threads: paho's network thread validates, stores and acknowledges messages;
+one consumer thread takes the FCFS queue to the model worker; one ticker
+thread publishes the outbox, the heartbeat and watches deadlines.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import signal
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+
+from edge_agent import __version__, topics
+from edge_agent.config import AgentConfig
+from edge_agent.engine.base import EngineSpec, Request
+from edge_agent.engine.worker import ModelWorker, WorkerCrashed
+from edge_agent.errors import ModelError, ProtocolError
+from edge_agent.estimates import Estimator
+from edge_agent.health import read_health
+from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
+from edge_agent.models import resolve_model
+from edge_agent.moa import Coordinator
+from edge_agent.outbox import Outbox
+from edge_agent.peers import PeerTable
+from edge_agent.protocol import Progress, Result, Status, Submit, Task, decode
+from edge_agent.store import Store
+
+log = logging.getLogger(__name__)
+TICK_S = 0.25
+
+
+def engine_spec(cfg: AgentConfig) -> EngineSpec:
+    model_path, model_name = "", "fake"
+    if cfg.engine == "llama":
+        model_path, model_name = resolve_model(cfg.model, cfg.models_dir)
+    return EngineSpec(kind=cfg.engine, model_path=model_path, model_name=model_name, n_ctx=cfg.n_ctx,
+                      n_threads=cfg.n_threads, temperature=cfg.temperature, seed=cfg.seed,
+                      fake_seconds=cfg.fake_seconds, fake_distribution=cfg.fake_distribution,
+                      device=cfg.device)
+
+
+def read_password(cfg: AgentConfig) -> str:
+    if not cfg.broker_password_file:
+        return ""
+    return Path(cfg.broker_password_file).read_text().strip()
+
+
+class Agent:
+    def __init__(self, cfg: AgentConfig) -> None:
+        self.cfg = cfg
+        self.spec = engine_spec(cfg)
+        self.store = Store(cfg.db_path)
+        self.peers = PeerTable(cfg.device, cfg.peer_stale_s)
+        self.estimator = Estimator()
+        self.worker = ModelWorker(self.spec)
+        self.rejected = 0
+        self.completed = 0
+        self.current = ""
+        self._stop = threading.Event()
+        self._work = threading.Event()
+        self._status_due = 0.0
+        self.client = MeshClient(
+            f"agent-{cfg.device}",
+            BrokerAddress(cfg.broker_host, cfg.broker_port),
+            credentials=Credentials(cfg.broker_username, read_password(cfg), cfg.tls_ca, cfg.tls_cert,
+                                    cfg.tls_key),
+            keepalive_s=cfg.keepalive_s,
+            persistent_session=True,  # the broker keeps our tasks while we restart
+            manual_ack=True,  # acknowledge only once a message is committed to the store
+            will=(topics.status(cfg.device), Status(device=cfg.device, online=False,
+                                                    version=__version__).encode()),
+        )
+        self.outbox = Outbox(self.store, self.client)
+        self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
+                                       rng=random.Random())
+
+    # -- lifecycle --------------------------------------------------------------------
+    def run(self) -> None:
+        """Serve until SIGTERM or SIGINT."""
+        for sig in (signal.SIGTERM, signal.SIGINT):
+            signal.signal(sig, lambda *_: self._stop.set())
+        self.start()
+        try:
+            while not self._stop.wait(1.0):
+                pass
+        finally:
+            self.stop()
+
+    def start(self) -> None:
+        requeued = self.store.requeue_running()
+        if requeued:
+            log.warning("%d task(s) interrupted by the last stop are queued again", requeued)
+        log.info("loading model %s", self.spec.model_name)
+        self.worker.start()
+        self.client.route(topics.task(self.cfg.device), self._on_task)
+        self.client.route(topics.result(self.cfg.device), self._on_result)
+        self.client.route(topics.submit(self.cfg.device), self._on_submit)
+        self.client.route(topics.ALL_STATUS, self._on_status)
+        self.client.on_connected = self._on_connected
+        self.client.connect(timeout_s=30)
+        self.coordinator.resume()
+        self._threads = [
+            threading.Thread(target=self._consume, name="consumer", daemon=True),
+            threading.Thread(target=self._tick, name="ticker", daemon=True),
+        ]
+        for thread in self._threads:
+            thread.start()
+        log.info("device %s serving on %s", self.cfg.device, self.client.broker)
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._work.set()
+        for thread in getattr(self, "_threads", []):
+            thread.join(timeout=10)
+        self.client.publish(topics.status(self.cfg.device), self._status(online=False).encode(), retain=True)
+        self.client.close()
+        self.worker.stop()
+        self.store.close()
+
+    def _on_connected(self) -> None:
+        self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
+        self._status_due = 0.0
+
+    # -- inbound (paho network thread) --------------------------------------------------
+    def _decode(self, message: mqtt.MQTTMessage, kind: type) -> object | None:
+        try:
+            return decode(message.payload, kind, self.cfg.max_message_bytes)
+        except ProtocolError as err:
+            self.rejected += 1
+            log.warning("rejected message on %s: %s (%d rejected so far)", message.topic, err, self.rejected)
+            self.client.ack(message)
+            return None
+
+    def _on_task(self, message: mqtt.MQTTMessage) -> None:
+        task = self._decode(message, Task)
+        if isinstance(task, Task):
+            if self.store.queue_depth() >= self.cfg.max_queue:
+                result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device,
+                                layer=task.layer, role=task.role, ok=False,
+                                error=f"queue full ({self.cfg.max_queue} tasks)")
+                self.store.add_outbox(topics.result(task.origin), result.encode())
+                self.outbox.flush()
+            elif self.store.enqueue(task):
+                self._work.set()
+            self.client.ack(message)
+
+    def _on_result(self, message: mqtt.MQTTMessage) -> None:
+        result = self._decode(message, Result)
+        if isinstance(result, Result):
+            self.coordinator.on_result(result)
+            self.client.ack(message)
+
+    def _on_submit(self, message: mqtt.MQTTMessage) -> None:
+        submit = self._decode(message, Submit)
+        if isinstance(submit, Submit):
+            if self.store.job(submit.job_id) is None:
+                self.estimator.record_arrival()
+            self.coordinator.accept(submit)
+            self.client.ack(message)
+
+    def _on_status(self, message: mqtt.MQTTMessage) -> None:
+        if not message.payload:  # a cleared retained status
+            self.client.ack(message)
+            return
+        status = self._decode(message, Status)
+        if isinstance(status, Status):
+            if topics.device_of(message.topic) == status.device:
+                seen = time.monotonic()
+                if message.retain and status.ts:
+                    # A retained status may be old: date it by its timestamp, not by now.
+                    seen -= max(0.0, time.time() - status.ts)
+                self.peers.update(status, seen)
+            else:
+                self.rejected += 1
+                log.warning("status on %s claims device %s; ignored", message.topic, status.device)
+            self.client.ack(message)
+
+    # -- the FCFS consumer --------------------------------------------------------------
+    def _consume(self) -> None:
+        while not self._stop.is_set():
+            claimed = self.store.claim_next()
+            if claimed is None:
+                self._work.wait(0.5)
+                self._work.clear()
+                continue
+            task, received_at = claimed
+            self.current = f"{task.role} {task.job_id} layer {task.layer}"
+            self._status_due = 0.0
+            result = self._infer(task, time.time() - received_at)
+            self.current = ""
+            self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+            self.outbox.flush()
+            self.completed += 1
+            self._status_due = 0.0
+
+    def _infer(self, task: Task, waited: float) -> Result:
+        request = Request(task.prompt, task.references, task.instruction, task.max_tokens)
+        base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
+                    role=task.role, queue_wait_s=round(waited, 3))
+        for attempt in (1, 2):
+            try:
+                done = self.worker.complete(request)
+            except WorkerCrashed as err:
+                log.error("model worker crashed (%s); restarting it", err)
+                try:
+                    self.worker.restart()
+                except ModelError as restart_err:
+                    return Result(**base, ok=False, error=f"model worker cannot restart: {restart_err}")
+                if attempt == 2:
+                    return Result(**base, ok=False, error=f"model worker crashed twice: {err}")
+                continue
+            except ModelError as err:
+                return Result(**base, ok=False, error=str(err))
+            self.estimator.record_inference(done.seconds, done.completion_tokens)
+            return Result(**base, ok=True, text=done.text, seconds=round(done.seconds, 3),
+                          prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
+                          truncated=done.truncated)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    # -- the ticker -------------------------------------------------------------------
+    def _tick(self) -> None:
+        last_prune = time.monotonic()
+        while not self._stop.wait(TICK_S):
+            try:
+                self.outbox.flush()
+                self.coordinator.tick()
+                if time.monotonic() >= self._status_due:
+                    self._status_due = time.monotonic() + self.cfg.status_interval_s
+                    self.client.publish(topics.status(self.cfg.device), self._status().encode(), retain=True)
+                if time.monotonic() - last_prune > 3600:
+                    self.store.prune()
+                    last_prune = time.monotonic()
+            except Exception:  # keep ticking: a transient fault must not stop heartbeats
+                log.exception("ticker step failed")
+
+    def _status(self, online: bool = True) -> Status:
+        health = read_health()
+        estimator = self.estimator
+        return Status(
+            device=self.cfg.device, online=online, ts=round(time.time(), 3), version=__version__,
+            model=self.spec.model_name, n_ctx=self.worker.n_ctx, queue=self.store.queue_depth(),
+            busy=bool(self.current), current=self.current,
+            alpha=_round(estimator.alpha), tokens_per_s=_round(estimator.tokens_per_s),
+            lam=_round(estimator.lam(), 5), rho=_round(estimator.rho(self.cfg.layers, self.cfg.proposers)),
+            layers=self.cfg.layers, proposers=self.cfg.proposers, policy=self.cfg.policy,
+            cpu=health.cpu, memory=health.memory, temperature=health.temperature,
+            completed=self.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,
+            peers=[s.device for s in self.peers.live()],
+        )
+
+    def _publish_progress(self, progress: Progress) -> None:
+        self.client.publish(topics.progress(self.cfg.device), progress.encode(), qos=0)
+
+
+def _round(value: float | None, digits: int = 3) -> float | None:
+    return None if value is None else round(value, digits)

@@ -1,0 +1,142 @@
+"""Submitting a prompt to a device and following it to its answer (used by
+`edge-agent submit`, the TUI and the evaluation runner)."""
+
+from __future__ import annotations
+
+import queue
+import threading
+import time
+import uuid
+from collections.abc import Callable
+
+import paho.mqtt.client as mqtt
+
+from edge_agent import topics
+from edge_agent.errors import JobError, MeshError, ProtocolError
+from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
+from edge_agent.protocol import Answer, Progress, Status, Submit, decode
+from edge_agent.statusread import observer_id
+
+ProgressHook = Callable[[Progress], None]
+
+
+def new_job_id() -> str:
+    return uuid.uuid4().hex[:16]
+
+
+class SubmitClient:
+    """One connection to a board's broker, able to submit several jobs."""
+
+    def __init__(self, broker: BrokerAddress, device: str | None = None,
+                 credentials: Credentials = Credentials(), connect_timeout_s: float = 5.0) -> None:
+        self.broker = broker
+        self._answers: dict[str, queue.Queue[Answer]] = {}
+        self._hooks: dict[str, ProgressHook] = {}
+        self._statuses: dict[str, Status] = {}
+        self._identity = threading.Event()
+        self._identity_value = ""
+        self._lock = threading.Lock()
+        self._client = MeshClient(observer_id("submit"), broker, credentials=credentials)
+        self._client.route(topics.LOCAL_IDENTITY, self._on_identity)
+        self._client.route(topics.ALL_STATUS, self._on_status)
+        self._client.route(topics.ALL_PROGRESS, self._on_progress, qos=0)
+        self._client.connect(timeout_s=connect_timeout_s)
+        self.device = device or self._discover()
+        self._client.route(topics.answers(self.device), self._on_answer)
+
+    def close(self) -> None:
+        self._client.close()
+
+    def __enter__(self) -> "SubmitClient":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _discover(self, timeout_s: float = 3.0) -> str:
+        if not self._identity.wait(timeout_s):
+            raise MeshError(f"no agent announces itself on {self.broker}; pass --device ID")
+        return self._identity_value
+
+    def status_of(self, device: str, wait_s: float = 2.0) -> Status | None:
+        deadline = time.monotonic() + wait_s
+        while time.monotonic() < deadline:
+            with self._lock:
+                if device in self._statuses:
+                    return self._statuses[device]
+            time.sleep(0.05)
+        return None
+
+    def submit(self, prompt: str, layers: int, proposers: int, policy: str = "",
+               job_id: str | None = None, timeout_s: float = 300.0,
+               on_progress: ProgressHook | None = None) -> Answer:
+        """Submit and wait for the answer; raises MeshError/JobError with one-line reasons."""
+        status = self.status_of(self.device)
+        if status is None:
+            raise MeshError(f"device {self.device} has never reported on {self.broker}")
+        if not status.online:
+            raise MeshError(f"device {self.device} is offline")
+        job_id = job_id or new_job_id()
+        inbox: queue.Queue[Answer] = queue.Queue()
+        with self._lock:
+            self._answers[job_id] = inbox
+            if on_progress:
+                self._hooks[job_id] = on_progress
+        try:
+            message = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
+                             policy=policy, created_at=time.time())
+            info = self._client.publish(topics.submit(self.device), message.encode(), qos=1)
+            try:
+                info.wait_for_publish(timeout=min(timeout_s, 30.0))
+            except (ValueError, RuntimeError) as err:
+                raise MeshError(f"cannot hand the prompt to {self.broker}: {err}") from None
+            if not info.is_published():
+                raise MeshError(f"broker {self.broker} did not acknowledge the prompt")
+            try:
+                answer = inbox.get(timeout=timeout_s)
+            except queue.Empty:
+                raise JobError(
+                    f"no answer within {timeout_s:.0f} s; job {job_id} goes on at {self.device}"
+                ) from None
+        finally:
+            with self._lock:
+                self._answers.pop(job_id, None)
+                self._hooks.pop(job_id, None)
+        return answer
+
+    # -- callbacks (paho thread) ------------------------------------------------------
+    def _on_identity(self, message: mqtt.MQTTMessage) -> None:
+        value = message.payload.decode("utf-8", errors="replace").strip()
+        try:
+            self._identity_value = topics.check_device(value)
+            self._identity.set()
+        except ValueError:
+            pass
+
+    def _on_status(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            status = decode(message.payload, Status)
+        except ProtocolError:
+            return
+        with self._lock:
+            self._statuses[status.device] = status
+
+    def _on_progress(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            progress = decode(message.payload, Progress)
+        except ProtocolError:
+            return
+        with self._lock:
+            hook = self._hooks.get(progress.job_id)
+        if hook is not None:
+            hook(progress)
+
+    def _on_answer(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            answer = decode(message.payload, Answer)
+        except ProtocolError:
+            return
+        with self._lock:
+            inbox = self._answers.get(answer.job_id)
+        if inbox is not None:
+            inbox.put(answer)

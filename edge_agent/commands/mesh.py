@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import click
+import yaml
+
+from edge_agent import localmesh
+from edge_agent.errors import ConfigError
+
+# Settings that suit several agents sharing one small machine.
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "n_threads": 1, "max_tokens": 96, "n_ctx": 2048, "keepalive_s": 5, "status_interval_s": 1.0,
+    "peer_stale_s": 6.0, "task_timeout_s": 60.0,
+}
+
+
+def agent_settings(model: str, engine: str, fake_seconds: float, settings: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {**LOCAL_DEFAULTS, "engine": engine, "model": model, "fake_seconds": fake_seconds}
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
+
+
+@click.group()
+def mesh() -> None:
+    """Start, inspect and stop a local mesh of virtual devices."""
+
+
+@mesh.command()
+@click.option("--devices", "-n", type=click.IntRange(1, 64), default=3, show_default=True)
+@click.option("--model", default="smollm2-135m-instruct-q4_1", show_default=True, help="Model card name or GGUF path.")
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".mesh", show_default=True)
+@click.option("--engine", type=click.Choice(["llama", "fake"]), default="llama", show_default=True)
+@click.option("--fake-seconds", type=float, default=0.5, show_default=True, help="Service time of the fake engine.")
+@click.option("--address-base", default="127.0.1", show_default=True, help="Device i listens on BASE.i")
+@click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
+@click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any agent setting, for every device.")
+@click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
+def up(devices: int, model: str, directory: str, engine: str, fake_seconds: float, address_base: str,
+       port: int, settings: tuple[str, ...], timeout_s: float) -> None:
+    """Start N brokers and N agents; return once every device sees every other."""
+    started = localmesh.up(devices, Path(directory).resolve(), agent_settings(model, engine, fake_seconds, settings),
+                           address_base, port, timeout_s)
+    for d in started:
+        click.echo(f"{d.device}  {d.broker}  broker pid {d.broker_pid}  agent pid {d.agent_pid}")
+    click.echo(f"mesh of {len(started)} devices is up; stop it with: edge-agent mesh down --dir {directory}", err=True)
+
+
+@mesh.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".mesh", show_default=True)
+@click.option("--json", "as_json", is_flag=True)
+def status(directory: str, as_json: bool) -> None:
+    """List the mesh's devices, brokers and processes."""
+    rows = localmesh.status(Path(directory).resolve())
+    if as_json:
+        click.echo(json.dumps(rows))
+        return
+    for r in rows:
+        state = "running" if r["agent_running"] and r["broker_running"] else "DOWN"
+        click.echo(f"{r['device']}  {r['broker']}  {state}")
+
+
+@mesh.command()
+@click.option("--dir", "directory", type=click.Path(file_okay=False), default=".mesh", show_default=True)
+def down(directory: str) -> None:
+    """Stop every process the mesh started, by pid."""
+    killed = localmesh.down(Path(directory).resolve())
+    note = f" ({len(killed)} needed SIGKILL)" if killed else ""
+    click.echo(f"mesh in {directory} is down{note}", err=True)

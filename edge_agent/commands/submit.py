@@ -1,0 +1,69 @@
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import asdict
+from typing import Any
+
+import click
+
+from edge_agent.client import SubmitClient
+from edge_agent.commands.common import broker_options, connection
+from edge_agent.protocol import Answer, Progress
+
+
+def describe(p: Progress) -> str:
+    """One human line per progress event."""
+    total = p.layers + 1
+    where = f"layer {p.layer}/{total}" if p.layer else ""
+    text = {
+        "accepted": f"job {p.job_id} accepted by {p.origin} (M={p.layers}, k={p.proposers})",
+        "dispatched": f"{where}: sent to {p.detail}",
+        "answer": f"{where}: answer {p.answers_in}/{p.expected} from {p.device} ({p.seconds:.1f} s)"
+                  + (f" FAILED: {p.detail}" if p.detail else ""),
+        "redispatched": f"{where}: {p.detail}; re-sent to {p.device}",
+        "skipped": f"{where}: {p.detail}; going on without it",
+        "layer-done": f"{where}: done with {p.answers_in} answer(s)",
+        "done": f"done in {p.seconds:.1f} s" + (" (degraded)" if p.degraded else ""),
+        "failed": f"failed: {p.detail}",
+    }
+    return text.get(p.event, p.event)
+
+
+def answer_json(answer: Answer) -> dict[str, Any]:
+    body = asdict(answer)
+    body["inferences"] = [asdict(i) for i in answer.inferences]
+    return body
+
+
+@click.command()
+@click.argument("prompt")
+@click.option("--layers", "-M", type=click.IntRange(0, 8), default=1, show_default=True, help="MoA layers M.")
+@click.option("--proposers", "-k", type=click.IntRange(0, 64), default=2, show_default=True,
+              help="Peers per layer k.")
+@click.option("--policy", type=click.Choice(["", "uniform", "least-loaded"]), default="",
+              help="Peer choice (default: the device's setting).")
+@click.option("--device", default=None, help="Device id (default: the agent on the broker).")
+@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True, help="Seconds to wait.")
+@click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
+@click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
+@broker_options
+def submit(prompt: str, layers: int, proposers: int, policy: str, device: str | None, timeout_s: float,
+           as_json: bool, quiet: bool, **kwargs: Any) -> None:
+    """Submit PROMPT (use - to read it from stdin) and print the answer."""
+    if prompt == "-":
+        prompt = sys.stdin.read()
+    broker, credentials = connection(kwargs)
+
+    def show(p: Progress) -> None:
+        if not quiet:
+            click.echo(describe(p), err=True)
+
+    with SubmitClient(broker, device, credentials) as client:
+        answer = client.submit(prompt, layers, proposers, policy, timeout_s=timeout_s, on_progress=show)
+    if as_json:
+        click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
+    elif answer.ok:
+        click.echo(answer.answer)
+    if not answer.ok:
+        raise click.ClickException(f"job {answer.job_id} failed: {answer.error}")

@@ -1,0 +1,56 @@
+"""The engine interface every model backend implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    prompt: str
+    references: list[str] = field(default_factory=list)
+    instruction: str = ""
+    max_tokens: int = 256
+
+
+@dataclass(frozen=True)
+class Completion:
+    text: str
+    prompt_tokens: int
+    completion_tokens: int
+    seconds: float
+    truncated: bool = False
+
+
+@dataclass(frozen=True)
+class EngineSpec:
+    """Everything a worker process needs to build its engine (picklable)."""
+
+    kind: str  # "llama" | "fake"
+    model_path: str = ""
+    model_name: str = ""
+    n_ctx: int = 2048
+    n_threads: int = 0
+    temperature: float = 0.7
+    seed: int = -1
+    fake_seconds: float = 0.5
+    fake_distribution: str = "deterministic"
+    device: str = ""
+
+
+class Engine(Protocol):
+    n_ctx: int
+
+    def complete(self, request: Request) -> Completion: ...
+
+
+def build_engine(spec: EngineSpec) -> Engine:
+    """Construct the engine a spec names; llama_cpp is imported only for 'llama'."""
+    if spec.kind == "fake":
+        from edge_agent.engine.fake import FakeEngine
+
+        return FakeEngine(spec)
+    from edge_agent.engine.llama import LlamaEngine
+
+    return LlamaEngine(spec)

@@ -1,0 +1,46 @@
+"""A fixed-service-time engine: no model, inference takes a known time.
+
+Used by unit tests, queueing experiments (each inference takes alpha seconds,
+deterministic or exponential) and UI tests. Its answers name the device and
+echo the start of the prompt, so tests can see where an answer came from.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+
+from edge_agent.aggregation import WhitespaceCounter, build_messages
+from edge_agent.engine.base import Completion, EngineSpec, Request
+
+
+class FakeEngine:
+    def __init__(self, spec: EngineSpec) -> None:
+        self.spec = spec
+        self.n_ctx = spec.n_ctx
+        self._rng = random.Random(spec.seed if spec.seed >= 0 else None)
+        self._counter = WhitespaceCounter()
+
+    def service_time(self) -> float:
+        if self.spec.fake_distribution == "exponential":
+            return self._rng.expovariate(1.0 / self.spec.fake_seconds) if self.spec.fake_seconds > 0 else 0.0
+        return self.spec.fake_seconds
+
+    def complete(self, request: Request) -> Completion:
+        started = time.monotonic()
+        built = build_messages(
+            request.prompt, request.references, request.instruction, self.n_ctx,
+            request.max_tokens, self._counter,
+        )
+        time.sleep(self.service_time())
+        head = " ".join(request.prompt.split()[:8])
+        kind = f"aggregate of {len(request.references)}" if request.references else "answer"
+        text = f"{kind} by {self.spec.device or 'fake'}: {head}"
+        prompt_tokens = sum(self._counter.count(m["content"]) for m in built.messages)
+        return Completion(
+            text=text,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=self._counter.count(text),
+            seconds=time.monotonic() - started,
+            truncated=built.truncated,
+        )

@@ -1,0 +1,67 @@
+"""llama-cpp-python behind the engine interface.
+
+Runs only inside the worker process: llama.cpp aborts the whole process on
+internal assertion failures and a Llama object is not thread-safe, so the
+agent keeps it at arm's length. The chat template is the GGUF's own.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from typing import Any
+
+from edge_agent.aggregation import build_messages
+from edge_agent.engine.base import Completion, EngineSpec, Request
+from edge_agent.errors import ModelError
+
+
+class LlamaCounter:
+    def __init__(self, llm: Any) -> None:
+        self._llm = llm
+
+    def count(self, text: str) -> int:
+        return len(self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False))
+
+    def truncate(self, text: str, tokens: int) -> str:
+        ids = self._llm.tokenize(text.encode("utf-8"), add_bos=False, special=False)[: max(tokens, 0)]
+        return bytes(self._llm.detokenize(ids)).decode("utf-8", errors="ignore")
+
+
+class LlamaEngine:
+    def __init__(self, spec: EngineSpec) -> None:
+        from llama_cpp import Llama
+
+        if not os.path.isfile(spec.model_path):
+            raise ModelError(f"model file not found: {spec.model_path}")
+        self.spec = spec
+        self.n_ctx = spec.n_ctx
+        self._llm = Llama(
+            model_path=spec.model_path,
+            n_ctx=spec.n_ctx,
+            n_threads=spec.n_threads or os.cpu_count() or 1,
+            seed=spec.seed if spec.seed >= 0 else 0xFFFFFFFF,
+            verbose=False,
+        )
+        self._counter = LlamaCounter(self._llm)
+
+    def complete(self, request: Request) -> Completion:
+        started = time.monotonic()
+        built = build_messages(
+            request.prompt, request.references, request.instruction, self.n_ctx,
+            request.max_tokens, self._counter,
+        )
+        out: Any = self._llm.create_chat_completion(
+            messages=built.messages,
+            max_tokens=request.max_tokens,
+            temperature=self.spec.temperature,
+        )
+        usage = out.get("usage") or {}
+        text = (out["choices"][0]["message"].get("content") or "").strip()
+        return Completion(
+            text=text,
+            prompt_tokens=int(usage.get("prompt_tokens", 0)),
+            completion_tokens=int(usage.get("completion_tokens", 0)),
+            seconds=time.monotonic() - started,
+            truncated=built.truncated,
+        )

@@ -1,0 +1,118 @@
+"""The model worker: one child process owning the engine, fed one request at a time.
+
+A crash of the child (llama.cpp abort, out-of-memory kill) surfaces in the
+agent as WorkerCrashed; the agent restarts the worker and retries the task
+once. The child exits by itself when the agent dies (its pipe closes).
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+from multiprocessing.connection import Connection
+from typing import Any
+
+from edge_agent.engine.base import Completion, EngineSpec, Request, build_engine
+from edge_agent.errors import EdgeAgentError, ModelError
+
+POLL_S = 0.2
+
+
+class WorkerCrashed(ModelError):
+    """The worker process died while loading or serving."""
+
+
+def _serve(conn: Connection, spec: EngineSpec) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when the worker stops
+    try:
+        engine = build_engine(spec)
+    except Exception as err:  # report any load failure to the agent, which names it
+        conn.send(("error", f"cannot load model: {err}"))
+        return
+    conn.send(("ready", engine.n_ctx))
+    while True:
+        try:
+            request: Request = conn.recv()
+        except (EOFError, OSError):
+            return
+        reply: tuple[str, Any]
+        try:
+            reply = ("ok", engine.complete(request))
+        except EdgeAgentError as err:
+            reply = ("error", str(err))
+        except Exception as err:  # an engine bug must fail the task, not the worker
+            reply = ("error", f"{type(err).__name__}: {err}")
+        conn.send(reply)
+
+
+class ModelWorker:
+    def __init__(self, spec: EngineSpec, load_timeout_s: float = 300.0) -> None:
+        self.spec = spec
+        self.load_timeout_s = load_timeout_s
+        self.restarts = 0
+        self.n_ctx = spec.n_ctx
+        self._proc: Any = None
+        self._conn: Connection | None = None
+
+    @property
+    def pid(self) -> int | None:
+        return self._proc.pid if self._proc is not None else None
+
+    def start(self) -> None:
+        ctx = multiprocessing.get_context("spawn")
+        parent, child = ctx.Pipe()
+        self._proc = ctx.Process(target=_serve, args=(child, self.spec), daemon=True, name="model-worker")
+        self._proc.start()
+        child.close()
+        self._conn = parent
+        kind, value = self._wait(self.load_timeout_s, "loading the model")
+        if kind != "ready":
+            self.stop()
+            raise ModelError(str(value))
+        self.n_ctx = int(value)
+
+    def restart(self) -> None:
+        self.stop()
+        self.restarts += 1
+        self.start()
+
+    def stop(self) -> None:
+        if self._conn is not None:
+            self._conn.close()
+            self._conn = None
+        if self._proc is not None:
+            self._proc.join(timeout=2)
+            if self._proc.is_alive():
+                self._proc.kill()
+                self._proc.join(timeout=5)
+            self._proc = None
+
+    def complete(self, request: Request, timeout_s: float | None = None) -> Completion:
+        if self._conn is None:
+            raise WorkerCrashed("model worker is not running")
+        try:
+            self._conn.send(request)
+        except (OSError, BrokenPipeError):
+            raise WorkerCrashed("model worker died") from None
+        kind, value = self._wait(timeout_s, "inference")
+        if kind == "ok":
+            completion: Completion = value
+            return completion
+        raise ModelError(str(value))
+
+    def _wait(self, timeout_s: float | None, what: str) -> tuple[str, Any]:
+        assert self._conn is not None and self._proc is not None
+        waited = 0.0
+        while True:
+            try:
+                if self._conn.poll(POLL_S):
+                    kind, value = self._conn.recv()
+                    return kind, value
+            except (EOFError, OSError):
+                raise WorkerCrashed(f"model worker died during {what} (exit code {self._proc.exitcode})") from None
+            if not self._proc.is_alive():
+                raise WorkerCrashed(f"model worker died during {what} (exit code {self._proc.exitcode})")
+            waited += POLL_S
+            if timeout_s is not None and waited >= timeout_s:
+                self._proc.kill()
+                raise WorkerCrashed(f"model worker took over {timeout_s:.0f} s for {what}; killed")

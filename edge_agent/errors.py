@@ -1,0 +1,29 @@
+"""One exception tree for the whole project.
+
+Every error a user can cause or meet derives from EdgeAgentError; the CLI turns
+it into a single line on stderr and a non-zero exit status.
+"""
+
+
+class EdgeAgentError(Exception):
+    """Base class: str(err) is a complete one-line message for the user."""
+
+
+class ConfigError(EdgeAgentError):
+    """A configuration file or option is missing or invalid."""
+
+
+class ProtocolError(EdgeAgentError):
+    """A wire message is malformed, oversized or of an unknown version."""
+
+
+class ModelError(EdgeAgentError):
+    """A model card, model file or inference failed."""
+
+
+class MeshError(EdgeAgentError):
+    """A broker, device or peer cannot be reached or does not answer in time."""
+
+
+class JobError(EdgeAgentError):
+    """A submitted job was refused or failed."""

@@ -1,0 +1,247 @@
+"""A mesh of virtual devices on one machine: one mosquitto and one agent per device,
+each on its own loopback address, bridged exactly as on real boards.
+
+`up` writes everything under one directory (configs, logs, stores, mesh.json
+with the pids) and returns once every device sees every other; `down` stops
+what mesh.json names, by pid, and waits until nothing is left.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from edge_agent import brokerconf
+from edge_agent.errors import MeshError
+from edge_agent.statusread import read_statuses
+
+MESH_FILE = "mesh.json"
+
+
+@dataclass(frozen=True)
+class VirtualDevice:
+    device: str
+    host: str
+    port: int
+    directory: str
+    broker_pid: int = 0
+    agent_pid: int = 0
+
+    @property
+    def broker(self) -> str:
+        return f"{self.host}:{self.port}"
+
+
+def plan(count: int, address_base: str = "127.0.1", port: int = 1883, prefix: str = "edge") -> list[tuple[str, str, int]]:
+    if not 1 <= count <= 64:
+        raise MeshError("a local mesh has 1 to 64 devices")
+    if not address_base.startswith("127."):
+        raise MeshError("a local mesh lives on loopback: the address base must start with 127.")
+    return [(f"{prefix}-{i}", f"{address_base}.{i}", port) for i in range(1, count + 1)]
+
+
+def up(
+    count: int,
+    directory: Path,
+    agent_settings: dict[str, Any],
+    address_base: str = "127.0.1",
+    port: int = 1883,
+    timeout_s: float = 120.0,
+) -> list[VirtualDevice]:
+    mosquitto = shutil.which("mosquitto") or _sbin("mosquitto")
+    if mosquitto is None:
+        raise MeshError("mosquitto is not installed (make setup installs it; or apt-get install mosquitto)")
+    directory.mkdir(parents=True, exist_ok=True)
+    if (directory / MESH_FILE).exists() and any(_alive(p) for d in load(directory)
+                                                for p in (d.broker_pid, d.agent_pid)):
+        raise MeshError(f"a mesh is already running in {directory}; run `edge-agent mesh down --dir {directory}`")
+    layout = plan(count, address_base, port)
+    devices: list[VirtualDevice] = []
+    try:
+        for device, host, dev_port in layout:
+            devices.append(_start_device(mosquitto, directory, device, host, dev_port, layout, agent_settings))
+            _save(directory, devices)
+        wait_ready(devices, timeout_s)
+    except BaseException:
+        _stop_all(devices)
+        raise
+    return devices
+
+
+def _start_device(mosquitto: str, root: Path, device: str, host: str, port: int,
+                  layout: list[tuple[str, str, int]], agent_settings: dict[str, Any]) -> VirtualDevice:
+    home = root / device
+    (home / "broker").mkdir(parents=True, exist_ok=True)
+    spec = brokerconf.BrokerSpec(
+        device=device,
+        listeners=[brokerconf.Listener(host, port)],
+        peers=[brokerconf.PeerBroker(d, h, p) for d, h, p in layout if d != device],
+        persistence_dir=str(home / "broker"),
+        log_file=str(home / "broker" / "mosquitto.log"),
+        user=getpass.getuser(),
+    )
+    (home / "mosquitto.conf").write_text(brokerconf.render(spec))
+    settings = {"device": device, "broker_host": host, "broker_port": port,
+                "data_dir": str(home / "data"), **agent_settings}
+    (home / "agent.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
+    broker = subprocess.Popen([mosquitto, "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=(home / "broker.err").open("ab"),
+                              start_new_session=True)
+    _wait_port(host, port, broker, home / "broker" / "mosquitto.log")
+    agent = start_agent(home)
+    return VirtualDevice(device, host, port, str(home), broker.pid, agent.pid)
+
+
+def start_agent(home: Path) -> subprocess.Popen[bytes]:
+    """Start (or restart) the agent of one virtual device from its rendered config."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "edge_agent", "run", "--config", str(home / "agent.yaml")],
+        stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=(home / "agent.log").open("ab"),
+        start_new_session=True,
+    )
+
+
+def wait_ready(devices: list[VirtualDevice], timeout_s: float) -> None:
+    """Return once each device's status, as seen on every broker, lists all the others."""
+    deadline = time.monotonic() + timeout_s
+    names = {d.device for d in devices}
+    missing: dict[str, str] = {}
+    while time.monotonic() < deadline:
+        for dev in devices:
+            if dev.agent_pid and not _alive(dev.agent_pid):
+                raise MeshError(f"agent of {dev.device} exited; see {dev.directory}/agent.log")
+        missing = {}
+        for dev in devices:
+            seen = {s["device"]: s for s in read_statuses(dev.host, dev.port, wait_s=0.5) if s.get("online")}
+            for name in names:
+                peers = set(seen.get(name, {}).get("peers", []))
+                if name not in seen:
+                    missing[name] = f"not online on {dev.device}'s broker"
+                elif peers != names - {name}:
+                    missing[name] = f"sees {sorted(peers)}"
+        if not missing:
+            return
+        time.sleep(0.5)
+    detail = "; ".join(f"{k} {v}" for k, v in sorted(missing.items()))
+    raise MeshError(f"mesh not ready after {timeout_s:.0f} s: {detail}")
+
+
+def load(directory: Path) -> list[VirtualDevice]:
+    path = directory / MESH_FILE
+    if not path.is_file():
+        raise MeshError(f"no local mesh in {directory} ({MESH_FILE} not found)")
+    return [VirtualDevice(**d) for d in json.loads(path.read_text())["devices"]]
+
+
+def _save(directory: Path, devices: list[VirtualDevice]) -> None:
+    body = {"devices": [asdict(d) for d in devices]}
+    tmp = directory / (MESH_FILE + ".tmp")
+    tmp.write_text(json.dumps(body, indent=2))
+    os.replace(tmp, directory / MESH_FILE)
+
+
+def update_agent_pid(directory: Path, device: str, pid: int) -> None:
+    devices = [VirtualDevice(**{**asdict(d), "agent_pid": pid}) if d.device == device else d
+               for d in load(directory)]
+    _save(directory, devices)
+
+
+def status(directory: Path) -> list[dict[str, Any]]:
+    rows = []
+    for d in load(directory):
+        rows.append({"device": d.device, "broker": d.broker, "directory": d.directory,
+                     "broker_pid": d.broker_pid, "broker_running": _alive(d.broker_pid),
+                     "agent_pid": d.agent_pid, "agent_running": _alive(d.agent_pid)})
+    return rows
+
+
+def down(directory: Path) -> list[int]:
+    """Stop every process of the mesh; returns the pids that had to be killed."""
+    return _stop_all(load(directory))
+
+
+def _stop_all(devices: list[VirtualDevice]) -> list[int]:
+    killed: list[int] = []
+    # Agents first, so they can publish their offline status through their brokers.
+    for pids in ([d.agent_pid for d in devices], [d.broker_pid for d in devices]):
+        live = [p for p in pids if p and _alive(p)]
+        for pid in live:
+            _signal(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 15
+        while any(_alive(p) for p in live) and time.monotonic() < deadline:
+            time.sleep(0.1)
+        for pid in live:
+            if _alive(pid):
+                _signal(pid, signal.SIGKILL)
+                killed.append(pid)
+        for pid in live:
+            _reap(pid)
+    return killed
+
+
+def _signal(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)  # the whole session: an agent's model worker goes too
+    except (ProcessLookupError, PermissionError):
+        try:
+            os.kill(pid, sig)
+        except ProcessLookupError:
+            pass
+
+
+def _alive(pid: int) -> bool:
+    if not pid:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass
+
+
+def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 10) -> None:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            tail = log.read_text()[-500:] if log.exists() else ""
+            raise MeshError(f"mosquitto on {host}:{port} exited at start: {tail.strip() or 'no log'}")
+        with socket.socket() as sock:
+            sock.settimeout(0.2)
+            if sock.connect_ex((host, port)) == 0:
+                return
+        time.sleep(0.05)
+    raise MeshError(f"mosquitto on {host}:{port} did not open its port in {timeout_s:.0f} s")
+
+
+def _sbin(name: str) -> str | None:
+    path = Path("/usr/sbin") / name
+    return str(path) if path.exists() else None

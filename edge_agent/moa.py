@@ -1,0 +1,263 @@
+"""The per-job state machine of distributed Mixture-of-Agents, run at the origin.
+
+Layer m (1..M): the origin and k peers each answer (layer 1: the prompt
+alone; later layers: the prompt with the numbered answers of layer m-1).
+Layer M+1: the origin alone aggregates layer M. With M = 0 the origin simply
+answers: (k+1)·M + 1 inferences in all.
+
+Every transition is written to the store together with the messages it
+sends, so a restart resumes each job where it stood. A remote task that
+misses its deadline, fails, or whose device goes offline is re-sent once to
+another live peer; after that the layer goes on without it and the job is
+marked degraded.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import threading
+import time
+from collections.abc import Callable
+
+from edge_agent import topics
+from edge_agent.config import AgentConfig
+from edge_agent.peerchoice import POLICIES, Policy, choose_peers
+from edge_agent.peers import PeerTable
+from edge_agent.protocol import Answer, Inference, Progress, Result, Submit, Task
+from edge_agent.store import DispatchRow, JobRow, Store
+
+log = logging.getLogger(__name__)
+
+
+def task_id(job_id: str, layer: int, device: str, attempt: int) -> str:
+    return f"{job_id}/{layer}/{device}/{attempt}"
+
+
+class Coordinator:
+    def __init__(
+        self,
+        cfg: AgentConfig,
+        store: Store,
+        peers: PeerTable,
+        flush: Callable[[], None],
+        progress: Callable[[Progress], None],
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.cfg = cfg
+        self.device = cfg.device
+        self.store = store
+        self.peers = peers
+        self._flush = flush
+        self._progress = progress
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._lock = threading.RLock()
+
+    # -- entry points -----------------------------------------------------------------
+    def accept(self, submit: Submit) -> None:
+        """A local user's prompt: record the job, then start its first layer."""
+        with self._lock:
+            existing = self.store.job(submit.job_id)
+            if existing is not None:
+                if existing.state != "running":
+                    self._resend_answer(existing)
+                return
+            policy = submit.policy or self.cfg.policy
+            notes: list[str] = []
+            if policy not in POLICIES:
+                notes.append(f"unknown peer policy {policy!r}; used {self.cfg.policy}")
+                policy = self.cfg.policy
+            self.store.create_job(submit, submit.layers, submit.proposers, policy, notes)
+            job = self._job(submit.job_id)
+            self._emit(job, "accepted")
+            if len(submit.prompt) > self.cfg.max_prompt_chars:
+                self._finish(job, ok=False, error=(
+                    f"prompt of {len(submit.prompt)} characters exceeds this device's limit of "
+                    f"{self.cfg.max_prompt_chars} (max_prompt_chars)"))
+                return
+            if not submit.prompt.strip():
+                self._finish(job, ok=False, error="prompt is empty")
+                return
+            self._start_layer(job, 1)
+
+    def on_result(self, result: Result) -> None:
+        with self._lock:
+            row = self.store.record_result(result)
+            if row is None:
+                log.debug("duplicate or late result %s ignored", result.task_id)
+                return
+            job = self._job(row.job_id)
+            if job.state != "running":
+                return
+            answers_in = sum(d.state == "done" for d in self._current(job, row.layer))
+            self._emit(job, "answer", layer=row.layer, answers_in=answers_in,
+                       expected=self._slots(job, row.layer), device=row.device, seconds=result.seconds,
+                       detail="" if result.ok else result.error)
+            if not result.ok:
+                self._lost(job, row, f"{row.device} failed: {result.error}")
+            self._maybe_advance(job, row.layer)
+
+    def tick(self, now: float | None = None) -> None:
+        """Deadlines and departed peers: re-send or skip what will not come back."""
+        now = self._clock() if now is None else now
+        with self._lock:
+            for d in self.store.pending_dispatches():
+                if d.device == self.device:
+                    continue
+                if d.deadline is not None and now > d.deadline:
+                    reason = f"{d.device} missed its deadline"
+                elif not self.peers.is_live(d.device):
+                    reason = f"{d.device} went offline"
+                else:
+                    continue
+                if not self.store.abandon(d.task_id, reason):
+                    continue
+                job = self._job(d.job_id)
+                if job.state == "running":
+                    self._lost(job, d, reason)
+                    self._maybe_advance(self._job(d.job_id), d.layer)
+
+    def resume(self) -> None:
+        """After a restart: re-send finished answers' outbox and push each running job on."""
+        with self._lock:
+            for job in self.store.jobs("running"):
+                if job.layer == 0:
+                    self._start_layer(job, 1)
+                else:
+                    self._maybe_advance(job, job.layer)
+
+    # -- layers -----------------------------------------------------------------------
+    def _start_layer(self, job: JobRow, layer: int) -> None:
+        final = layer == job.layers + 1
+        role = "aggregate" if final else "propose"
+        references = [] if layer == 1 else self._answers(job, layer - 1)
+        chosen: list[str] = []
+        if not final:
+            chosen = choose_peers(self.peers.loads(), job.proposers, self._policy(job), self._rng,
+                                  exclude={self.device})
+            if len(chosen) < job.proposers:
+                job = self._note(job, f"layer {layer}: {len(chosen)} of {job.proposers} peers live")
+        devices = [self.device, *chosen]
+        sends = [self._task(job, layer, slot, device, 0, role, references)
+                 for slot, device in enumerate(devices)]
+        if self.store.dispatch(job.job_id, job.layer, layer, sends):
+            self._flush()
+            self._emit(job, "dispatched", layer=layer, expected=len(devices), detail=" ".join(devices))
+
+    def _maybe_advance(self, job: JobRow, layer: int) -> None:
+        job = self._job(job.job_id)
+        if job.state != "running" or job.layer != layer:
+            return
+        current = self._current(job, layer)
+        if any(d.state == "pending" for d in current):
+            return
+        answers = [d.text for d in current if d.state == "done"]
+        if layer == job.layers + 1:
+            if answers:
+                self._finish(job, ok=True, answer=answers[0])
+            else:
+                errors = "; ".join(d.error for d in current if d.error) or "no answer"
+                self._finish(job, ok=False, error=f"final aggregation failed: {errors}")
+            return
+        if not answers:
+            self._finish(job, ok=False, error=f"layer {layer} produced no answers")
+            return
+        self._emit(job, "layer-done", layer=layer, answers_in=len(answers), expected=len(current))
+        self._start_layer(job, layer + 1)
+
+    def _lost(self, job: JobRow, lost: DispatchRow, reason: str) -> None:
+        """Replace a lost remote answer once; otherwise go on without it, degraded."""
+        if lost.device == self.device:
+            return
+        if lost.attempt == 0:
+            used = {d.device for d in self.store.dispatches(job.job_id, lost.layer)} | {self.device}
+            replacement = choose_peers(self.peers.loads(), 1, self._policy(job), self._rng, exclude=used)
+            if replacement:
+                references = [] if lost.layer == 1 else self._answers(job, lost.layer - 1)
+                send = self._task(job, lost.layer, lost.slot, replacement[0], 1, lost.role, references)
+                self.store.dispatch(job.job_id, lost.layer, lost.layer, [send])
+                self._flush()
+                job = self._note(job, f"layer {lost.layer}: {reason}; re-sent to {replacement[0]}")
+                self._emit(job, "redispatched", layer=lost.layer, device=replacement[0], detail=reason)
+                return
+        self._note(job, f"layer {lost.layer}: {reason}; went on without it", degraded=True)
+        self._emit(self._job(job.job_id), "skipped", layer=lost.layer, device=lost.device, detail=reason)
+
+    # -- finishing --------------------------------------------------------------------
+    def _finish(self, job: JobRow, ok: bool, answer: str = "", error: str = "") -> None:
+        message = self._answer_message(job, ok, answer, error)
+        if self.store.finish_job(job.job_id, "done" if ok else "failed", answer, error, job.degraded,
+                                 job.notes, topics.answer(self.device, job.job_id), message.encode()):
+            self._flush()
+            done = self._job(job.job_id)
+            self._emit(done, "done" if ok else "failed", layer=job.layers + 1, seconds=message.latency_s,
+                       detail=error)
+
+    def _resend_answer(self, job: JobRow) -> None:
+        message = self._answer_message(job, job.state == "done", job.answer, job.error)
+        self.store.add_outbox(topics.answer(self.device, job.job_id), message.encode())
+        self._flush()
+
+    def _answer_message(self, job: JobRow, ok: bool, answer: str, error: str) -> Answer:
+        inferences = [
+            Inference(layer=d.layer, role=d.role, device=d.device, seconds=d.seconds,
+                      prompt_tokens=d.prompt_tokens, completion_tokens=d.completion_tokens,
+                      queue_wait_s=d.queue_wait_s)
+            for d in self.store.dispatches(job.job_id) if d.state == "done"
+        ]
+        finished = job.finished_at or self._clock()
+        return Answer(job_id=job.job_id, origin=self.device, ok=ok, answer=answer, error=error,
+                      layers=job.layers, proposers=job.proposers, degraded=job.degraded,
+                      notes=job.notes, latency_s=round(finished - job.created_at, 3),
+                      inferences=inferences)
+
+    # -- helpers ----------------------------------------------------------------------
+    def _task(self, job: JobRow, layer: int, slot: int, device: str, attempt: int, role: str,
+              references: list[str]) -> tuple[DispatchRow, str, bytes]:
+        now = self._clock()
+        tid = task_id(job.job_id, layer, device, attempt)
+        deadline = None
+        if device != self.device:
+            deadline = now + self.cfg.task_timeout_s + self.peers.expected_wait(device)
+        row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
+                          device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline)
+        task = Task(task_id=tid, job_id=job.job_id, origin=self.device, layer=layer, role=role,
+                    prompt=job.prompt, references=references,
+                    instruction=self.cfg.aggregation_instruction if references else "",
+                    max_tokens=self.cfg.max_tokens, created_at=now)
+        return row, topics.task(device), task.encode()
+
+    def _current(self, job: JobRow, layer: int) -> list[DispatchRow]:
+        """The live attempt of each slot: the latest one."""
+        latest: dict[int, DispatchRow] = {}
+        for d in self.store.dispatches(job.job_id, layer):
+            latest[d.slot] = d
+        return [latest[slot] for slot in sorted(latest)]
+
+    def _answers(self, job: JobRow, layer: int) -> list[str]:
+        return [d.text for d in self._current(job, layer) if d.state == "done"]
+
+    def _slots(self, job: JobRow, layer: int) -> int:
+        return len({d.slot for d in self.store.dispatches(job.job_id, layer)})
+
+    def _policy(self, job: JobRow) -> Policy:
+        return job.policy if job.policy in POLICIES else self.cfg.policy  # type: ignore[return-value]
+
+    def _note(self, job: JobRow, note: str, degraded: bool = False) -> JobRow:
+        log.info("job %s: %s", job.job_id, note)
+        fresh = self._job(job.job_id)
+        self.store.update_job(job.job_id, notes=[*fresh.notes, note], degraded=int(fresh.degraded or degraded))
+        return self._job(job.job_id)
+
+    def _job(self, job_id: str) -> JobRow:
+        job = self.store.job(job_id)
+        if job is None:
+            raise KeyError(job_id)
+        return job
+
+    def _emit(self, job: JobRow, event: str, **fields: object) -> None:
+        self._progress(Progress(job_id=job.job_id, origin=self.device, event=event,
+                                layers=job.layers, proposers=job.proposers, degraded=job.degraded,
+                                ts=round(self._clock(), 3), **fields))  # type: ignore[arg-type]

@@ -1,0 +1,256 @@
+"""Wire messages (protocol v1): frozen, strict, versioned JSON objects.
+
+Every message carries `v` (protocol version) and `kind`. decode() accepts a
+payload only if it is valid UTF-8 JSON under the size limit, of a known
+version and kind, with exactly the declared fields in the declared types;
+anything else raises ProtocolError, which receivers count and drop.
+"""
+
+from __future__ import annotations
+
+import json
+import types
+import typing
+from dataclasses import MISSING, asdict, dataclass, field, fields
+from typing import Any, ClassVar, Literal, TypeVar, Union
+
+from edge_agent.errors import ProtocolError
+
+VERSION = 1
+MAX_MESSAGE_BYTES = 256 * 1024
+
+Role = Literal["propose", "aggregate"]
+ROLES = ("propose", "aggregate")
+
+
+@dataclass(frozen=True)
+class Message:
+    KIND: ClassVar[str] = ""
+
+    def encode(self) -> bytes:
+        body = {"v": VERSION, "kind": self.KIND, **asdict(self)}
+        return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+@dataclass(frozen=True)
+class Task(Message):
+    """Work for one device: answer a prompt, or aggregate references into one answer."""
+
+    KIND: ClassVar[str] = "task"
+    task_id: str
+    job_id: str
+    origin: str
+    layer: int
+    role: str
+    prompt: str
+    references: list[str] = field(default_factory=list)
+    instruction: str = ""
+    max_tokens: int = 256
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Result(Message):
+    """A finished (or failed) task, returned to its origin."""
+
+    KIND: ClassVar[str] = "result"
+    task_id: str
+    job_id: str
+    device: str
+    layer: int
+    role: str
+    ok: bool
+    text: str = ""
+    error: str = ""
+    seconds: float = 0.0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    truncated: bool = False
+    queue_wait_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class Submit(Message):
+    """A local user's prompt, handed to the board's own agent."""
+
+    KIND: ClassVar[str] = "submit"
+    job_id: str
+    prompt: str
+    layers: int
+    proposers: int
+    policy: str = ""
+    created_at: float = 0.0
+
+
+@dataclass(frozen=True)
+class Inference(Message):
+    """One inference of a job, as reported in its answer."""
+
+    KIND: ClassVar[str] = "inference"
+    layer: int
+    role: str
+    device: str
+    seconds: float
+    prompt_tokens: int
+    completion_tokens: int
+    queue_wait_s: float = 0.0
+    ok: bool = True
+
+
+@dataclass(frozen=True)
+class Answer(Message):
+    """The outcome of a job, for the client that submitted it."""
+
+    KIND: ClassVar[str] = "answer"
+    job_id: str
+    origin: str
+    ok: bool
+    answer: str = ""
+    error: str = ""
+    layers: int = 0
+    proposers: int = 0
+    degraded: bool = False
+    notes: list[str] = field(default_factory=list)
+    latency_s: float = 0.0
+    inferences: list[Inference] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Status(Message):
+    """A device's retained heartbeat; its last will is the same with online=False."""
+
+    KIND: ClassVar[str] = "status"
+    device: str
+    online: bool
+    ts: float = 0.0
+    version: str = ""
+    model: str = ""
+    n_ctx: int = 0
+    queue: int = 0
+    busy: bool = False
+    current: str = ""
+    alpha: float | None = None
+    tokens_per_s: float | None = None
+    lam: float | None = None
+    rho: float | None = None
+    layers: int = 0
+    proposers: int = 0
+    policy: str = ""
+    cpu: float | None = None
+    memory: float | None = None
+    temperature: float | None = None
+    completed: int = 0
+    rejected: int = 0
+    worker_restarts: int = 0
+    peers: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Progress(Message):
+    """A job event (metadata only, never prompt text), for submitters and TUIs."""
+
+    KIND: ClassVar[str] = "progress"
+    job_id: str
+    origin: str
+    event: str
+    layer: int = 0
+    layers: int = 0
+    proposers: int = 0
+    answers_in: int = 0
+    expected: int = 0
+    device: str = ""
+    seconds: float = 0.0
+    degraded: bool = False
+    detail: str = ""
+    ts: float = 0.0
+
+
+PROGRESS_EVENTS = (
+    "accepted", "dispatched", "answer", "redispatched", "skipped", "layer-done", "done", "failed",
+)
+
+KINDS: dict[str, type[Message]] = {
+    cls.KIND: cls for cls in (Task, Result, Submit, Answer, Status, Progress)
+}
+
+M = TypeVar("M", bound=Message)
+
+
+def decode(payload: bytes, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
+    """Parse and strictly validate one message of the expected kind."""
+    if len(payload) > max_bytes:
+        raise ProtocolError(f"message of {len(payload)} bytes exceeds the {max_bytes}-byte limit")
+    try:
+        body = json.loads(payload.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise ProtocolError(f"not UTF-8 JSON: {err}") from None
+    if not isinstance(body, dict):
+        raise ProtocolError("message is not a JSON object")
+    version = body.pop("v", None)
+    if version != VERSION:
+        raise ProtocolError(f"unsupported protocol version {version!r} (this agent speaks {VERSION})")
+    kind = body.pop("kind", None)
+    if kind != expected.KIND:
+        raise ProtocolError(f"expected a {expected.KIND!r} message, got kind {kind!r}")
+    return _build(expected, body, kind)
+
+
+def _build(cls: type[M], body: dict[str, Any], where: str) -> M:
+    hints = typing.get_type_hints(cls)
+    known = {f.name: f for f in fields(cls)}
+    extra = set(body) - set(known)
+    if extra:
+        raise ProtocolError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
+    values: dict[str, Any] = {}
+    for name, f in known.items():
+        if name not in body:
+            if f.default is MISSING and f.default_factory is MISSING:
+                raise ProtocolError(f"{where}: missing field {name!r}")
+            continue
+        values[name] = _check(hints[name], body[name], f"{where}.{name}")
+    message = cls(**values)
+    _check_semantics(message, where)
+    return message
+
+
+def _check(hint: Any, value: Any, where: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (Union, types.UnionType):
+        options = typing.get_args(hint)
+        if value is None and type(None) in options:
+            return None
+        (inner,) = [o for o in options if o is not type(None)]
+        return _check(inner, value, where)
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        if not isinstance(value, list):
+            raise ProtocolError(f"{where}: expected a list")
+        return [_check(inner, item, f"{where}[{i}]") for i, item in enumerate(value)]
+    if isinstance(hint, type) and issubclass(hint, Message):
+        if not isinstance(value, dict):
+            raise ProtocolError(f"{where}: expected an object")
+        return _build(hint, dict(value), where)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise ProtocolError(f"{where}: expected a number")
+        return float(value)
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise ProtocolError(f"{where}: expected an integer")
+        return value
+    if hint in (str, bool):
+        if not isinstance(value, hint):
+            raise ProtocolError(f"{where}: expected {hint.__name__}")
+        return value
+    raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
+
+
+def _check_semantics(message: Message, where: str) -> None:
+    if isinstance(message, (Task, Result, Inference)) and message.role not in ROLES:
+        raise ProtocolError(f"{where}: role must be one of {', '.join(ROLES)}")
+    if isinstance(message, (Task, Result, Inference)) and message.layer < 1:
+        raise ProtocolError(f"{where}: layer must be >= 1")
+    if isinstance(message, Submit) and not (0 <= message.layers <= 8 and 0 <= message.proposers <= 64):
+        raise ProtocolError(f"{where}: layers must be 0..8 and proposers 0..64")
+    if isinstance(message, Progress) and message.event not in PROGRESS_EVENTS:
+        raise ProtocolError(f"{where}: unknown progress event {message.event!r}")

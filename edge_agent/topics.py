@@ -1,0 +1,75 @@
+"""Every MQTT topic name the project uses, built in one place.
+
+Lower-case ASCII, no leading slash, the protocol version in the namespace.
+A board's bridge to peer X forwards exactly `to/X/#` and `from/<self>/#`
+(see bridge_patterns), which keeps the mesh loop-free: no message is ever
+forwarded twice, and the local-only topics below never leave the board.
+"""
+
+from __future__ import annotations
+
+import re
+
+NAMESPACE = "dmoa/v1"
+DEVICE_ID = re.compile(r"^[a-z0-9][a-z0-9-]{0,62}$")
+JOB_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+
+def check_device(device: str) -> str:
+    if not DEVICE_ID.match(device):
+        raise ValueError(
+            f"invalid device id {device!r}: use 1-63 lower-case letters, digits and '-', "
+            "starting with a letter or digit"
+        )
+    return device
+
+
+def task(device: str) -> str:
+    return f"{NAMESPACE}/to/{check_device(device)}/task"
+
+
+def result(device: str) -> str:
+    return f"{NAMESPACE}/to/{check_device(device)}/result"
+
+
+def submit(device: str) -> str:
+    return f"{NAMESPACE}/to/{check_device(device)}/submit"
+
+
+def answer(device: str, job_id: str) -> str:
+    if not JOB_ID.match(job_id):
+        raise ValueError(f"invalid job id {job_id!r}")
+    return f"{NAMESPACE}/to/{check_device(device)}/answer/{job_id}"
+
+
+def answers(device: str) -> str:
+    return f"{NAMESPACE}/to/{check_device(device)}/answer/+"
+
+
+def status(device: str) -> str:
+    return f"{NAMESPACE}/from/{check_device(device)}/status"
+
+
+def progress(device: str) -> str:
+    return f"{NAMESPACE}/from/{check_device(device)}/progress"
+
+
+ALL_STATUS = f"{NAMESPACE}/from/+/status"
+ALL_PROGRESS = f"{NAMESPACE}/from/+/progress"
+
+# Retained on the board's own broker only (no bridge pattern matches it): tells a
+# client on the board which device id the local agent answers to.
+LOCAL_IDENTITY = f"{NAMESPACE}/local/identity"
+
+
+def device_of(topic: str) -> str | None:
+    """The device segment of a `to/X/...` or `from/X/...` topic, else None."""
+    parts = topic.split("/")
+    if len(parts) >= 4 and "/".join(parts[:2]) == NAMESPACE and parts[2] in ("to", "from"):
+        return parts[3]
+    return None
+
+
+def bridge_patterns(self_device: str, peer: str) -> list[str]:
+    """The topic patterns a bridge from self_device's broker to peer's broker forwards (out)."""
+    return [f"{NAMESPACE}/to/{check_device(peer)}/#", f"{NAMESPACE}/from/{check_device(self_device)}/#"]
