@@ -41,8 +41,11 @@ class SubmitClient:
         self._client.route(topics.ALL_STATUS, self._on_status)
         self._client.route(topics.ALL_PROGRESS, self._on_progress, qos=0)
         self._client.connect(timeout_s=connect_timeout_s)
-        self.device = device or self._discover()
-        self._client.route(topics.answers(self.device), self._on_answer)
+        # Answers come back to the device whose broker we are on (its identity), so a
+        # prompt may be sent to any device of the mesh from here.
+        self.local = self._discover() if device is None else (self._identity_now() or device)
+        self.device = device or self.local
+        self._client.route(topics.answers(self.local), self._on_answer)
 
     def close(self) -> None:
         self._client.close()
@@ -58,6 +61,9 @@ class SubmitClient:
             raise MeshError(f"no agent announces itself on {self.broker}; pass --device ID")
         return self._identity_value
 
+    def _identity_now(self, wait_s: float = 1.0) -> str:
+        return self._identity_value if self._identity.wait(wait_s) else ""
+
     def status_of(self, device: str, wait_s: float = 2.0) -> Status | None:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -69,13 +75,17 @@ class SubmitClient:
 
     def submit(self, prompt: str, layers: int, proposers: int, policy: str = "",
                job_id: str | None = None, timeout_s: float = 300.0,
-               on_progress: ProgressHook | None = None) -> Answer:
-        """Submit and wait for the answer; raises MeshError/JobError with one-line reasons."""
-        status = self.status_of(self.device)
+               on_progress: ProgressHook | None = None, device: str | None = None) -> Answer:
+        """Submit at device (default: this client's) and wait for the answer.
+
+        Raises MeshError or JobError with a one-line reason.
+        """
+        target = device or self.device
+        status = self.status_of(target)
         if status is None:
-            raise MeshError(f"device {self.device} has never reported on {self.broker}")
+            raise MeshError(f"device {target} has never reported on {self.broker}")
         if not status.online:
-            raise MeshError(f"device {self.device} is offline")
+            raise MeshError(f"device {target} is offline")
         job_id = job_id or new_job_id()
         inbox: queue.Queue[Answer] = queue.Queue()
         with self._lock:
@@ -84,8 +94,8 @@ class SubmitClient:
                 self._hooks[job_id] = on_progress
         try:
             message = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
-                             policy=policy, created_at=time.time())
-            info = self._client.publish(topics.submit(self.device), message.encode(), qos=1)
+                             policy=policy, reply_to=self.local, created_at=time.time())
+            info = self._client.publish(topics.submit(target), message.encode(), qos=1)
             try:
                 info.wait_for_publish(timeout=min(timeout_s, 30.0))
             except (ValueError, RuntimeError) as err:
@@ -96,7 +106,7 @@ class SubmitClient:
                 answer = inbox.get(timeout=timeout_s)
             except queue.Empty:
                 raise JobError(
-                    f"no answer within {timeout_s:.0f} s; job {job_id} goes on at {self.device}"
+                    f"no answer within {timeout_s:.0f} s; job {job_id} goes on at {target}"
                 ) from None
         finally:
             with self._lock:

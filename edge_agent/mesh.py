@@ -118,9 +118,12 @@ class MeshClient:
     def connect(self, timeout_s: float = 10.0) -> None:
         """Connect and start paho's loop; raise MeshError if the broker does not accept us in time."""
         try:
-            self._client.connect_async(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
+            # A blocking first connect reports "refused" at once; paho's loop then
+            # takes over and reconnects by itself whenever the link drops.
+            self._client.connect(self.broker.host, self.broker.port, keepalive=self.keepalive_s)
         except (OSError, ValueError) as err:
-            raise MeshError(f"cannot reach broker {self.broker}: {err}") from None
+            reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+            raise MeshError(f"cannot reach broker {self.broker}: {reason}") from None
         self._client.loop_start()
         if not self._connected.wait(timeout_s):
             reason = self._connect_error or "no answer"

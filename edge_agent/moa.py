@@ -189,7 +189,7 @@ class Coordinator:
     def _finish(self, job: JobRow, ok: bool, answer: str = "", error: str = "") -> None:
         message = self._answer_message(job, ok, answer, error)
         if self.store.finish_job(job.job_id, "done" if ok else "failed", answer, error, job.degraded,
-                                 job.notes, topics.answer(self.device, job.job_id), message.encode()):
+                                 job.notes, self._answer_topic(job), message.encode()):
             self._flush()
             done = self._job(job.job_id)
             self._emit(done, "done" if ok else "failed", layer=job.layers + 1, seconds=message.latency_s,
@@ -197,8 +197,11 @@ class Coordinator:
 
     def _resend_answer(self, job: JobRow) -> None:
         message = self._answer_message(job, job.state == "done", job.answer, job.error)
-        self.store.add_outbox(topics.answer(self.device, job.job_id), message.encode())
+        self.store.add_outbox(self._answer_topic(job), message.encode())
         self._flush()
+
+    def _answer_topic(self, job: JobRow) -> str:
+        return topics.answer(job.reply_to or self.device, job.job_id)
 
     def _answer_message(self, job: JobRow, ok: bool, answer: str, error: str) -> Answer:
         inferences = [

@@ -14,6 +14,7 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
+from edge_agent import topics
 from edge_agent.errors import ProtocolError
 
 VERSION = 1
@@ -79,6 +80,8 @@ class Submit(Message):
     layers: int
     proposers: int
     policy: str = ""
+    reply_to: str = ""
+    """Device whose broker gets the answer (default: the origin's own)."""
     created_at: float = 0.0
 
 
@@ -250,7 +253,12 @@ def _check_semantics(message: Message, where: str) -> None:
         raise ProtocolError(f"{where}: role must be one of {', '.join(ROLES)}")
     if isinstance(message, (Task, Result, Inference)) and message.layer < 1:
         raise ProtocolError(f"{where}: layer must be >= 1")
-    if isinstance(message, Submit) and not (0 <= message.layers <= 8 and 0 <= message.proposers <= 64):
-        raise ProtocolError(f"{where}: layers must be 0..8 and proposers 0..64")
+    if isinstance(message, Submit):
+        if not (0 <= message.layers <= 8 and 0 <= message.proposers <= 64):
+            raise ProtocolError(f"{where}: layers must be 0..8 and proposers 0..64")
+        if not topics.JOB_ID.match(message.job_id):
+            raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
+        if message.reply_to and not topics.DEVICE_ID.match(message.reply_to):
+            raise ProtocolError(f"{where}: reply_to is not a device id")
     if isinstance(message, Progress) and message.event not in PROGRESS_EVENTS:
         raise ProtocolError(f"{where}: unknown progress event {message.event!r}")

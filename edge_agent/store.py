@@ -45,6 +45,7 @@ CREATE TABLE IF NOT EXISTS jobs (
     layers INTEGER NOT NULL,
     proposers INTEGER NOT NULL,
     policy TEXT NOT NULL,
+    reply_to TEXT NOT NULL DEFAULT '',
     state TEXT NOT NULL DEFAULT 'running',     -- running | done | failed
     layer INTEGER NOT NULL DEFAULT 0,
     degraded INTEGER NOT NULL DEFAULT 0,
@@ -84,6 +85,7 @@ class JobRow:
     layers: int
     proposers: int
     policy: str
+    reply_to: str
     state: str
     layer: int
     degraded: bool
@@ -215,9 +217,10 @@ class Store:
     def create_job(self, submit: Submit, layers: int, proposers: int, policy: str, notes: list[str]) -> bool:
         with self.transaction() as db:
             cur = db.execute(
-                "INSERT OR IGNORE INTO jobs(job_id, prompt, layers, proposers, policy, notes, created_at) "
-                "VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (submit.job_id, submit.prompt, layers, proposers, policy, json.dumps(notes), time.time()),
+                "INSERT OR IGNORE INTO jobs(job_id, prompt, layers, proposers, policy, reply_to, notes, "
+                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                (submit.job_id, submit.prompt, layers, proposers, policy, submit.reply_to, json.dumps(notes),
+                 time.time()),
             )
             return cur.rowcount == 1
 
@@ -336,7 +339,7 @@ class Store:
 def _job(row: sqlite3.Row) -> JobRow:
     return JobRow(
         job_id=row["job_id"], prompt=row["prompt"], layers=row["layers"], proposers=row["proposers"],
-        policy=row["policy"], state=row["state"], layer=row["layer"], degraded=bool(row["degraded"]),
+        policy=row["policy"], reply_to=row["reply_to"], state=row["state"], layer=row["layer"], degraded=bool(row["degraded"]),
         notes=json.loads(row["notes"]), answer=row["answer"], error=row["error"],
         created_at=row["created_at"], finished_at=row["finished_at"],
     )
