@@ -185,6 +185,8 @@ class Agent:
     # -- the FCFS consumer --------------------------------------------------------------
     def _consume(self) -> None:
         while not self._stop.is_set():
+            if not self.worker.alive:
+                self._restart_worker("model worker died while idle")
             claimed = self.store.claim_next()
             if claimed is None:
                 self._work.wait(0.5)
@@ -200,6 +202,15 @@ class Agent:
             self.completed += 1
             self._status_due = 0.0
 
+    def _restart_worker(self, reason: str) -> bool:
+        log.error("%s; restarting it", reason)
+        try:
+            self.worker.restart()
+        except ModelError as err:
+            log.error("model worker cannot restart: %s", err)
+            return False
+        return True
+
     def _infer(self, task: Task, waited: float) -> Result:
         request = Request(task.prompt, task.references, task.instruction, task.max_tokens)
         base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
@@ -208,11 +219,8 @@ class Agent:
             try:
                 done = self.worker.complete(request)
             except WorkerCrashed as err:
-                log.error("model worker crashed (%s); restarting it", err)
-                try:
-                    self.worker.restart()
-                except ModelError as restart_err:
-                    return Result(**base, ok=False, error=f"model worker cannot restart: {restart_err}")
+                if not self._restart_worker(f"model worker crashed ({err})"):
+                    return Result(**base, ok=False, error=f"model worker cannot restart after: {err}")
                 if attempt == 2:
                     return Result(**base, ok=False, error=f"model worker crashed twice: {err}")
                 continue

@@ -6,10 +6,18 @@ derived from the device id (never the hostname: cloned SD cards share it),
 QoS 1 on every topic line (bridges default to QoS 0), a short keepalive, a
 capped restart back-off, and a raised queue limit (the default of 1000 drops
 silently). Each bridge forwards exactly `to/<peer>/#` and `from/<self>/#`.
+
+The same module renders the ACL (by username) and the password file, so a
+board provisioned by Ansible and a virtual device of the local mesh are
+configured by one piece of code.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from edge_agent import topics
@@ -22,6 +30,8 @@ class Listener:
     tls: bool = False
     require_certificate: bool = False
     allow_anonymous: bool = True
+    use_identity_as_username: bool = False
+    """Take the username from the client certificate's CN (needs require_certificate)."""
 
 
 @dataclass(frozen=True)
@@ -94,6 +104,12 @@ def render(spec: BrokerSpec) -> str:
             lines += [f"cafile {spec.tls.cafile}", f"certfile {spec.tls.certfile}",
                       f"keyfile {spec.tls.keyfile}", "tls_version tlsv1.2",
                       f"require_certificate {'true' if listener.require_certificate else 'false'}"]
+            if listener.use_identity_as_username:
+                if not listener.require_certificate:
+                    raise ValueError("use_identity_as_username needs require_certificate")
+                lines.append("use_identity_as_username true")
+        elif listener.require_certificate or listener.use_identity_as_username:
+            raise ValueError(f"listener {listener.host}:{listener.port} asks for certificates but has no TLS")
     for peer in spec.peers:
         lines += ["", *_bridge(spec, peer)]
     lines += spec.extra
@@ -128,18 +144,69 @@ def _bridge(spec: BrokerSpec, peer: PeerBroker) -> list[str]:
 
 
 def render_acl(device: str, peers: list[str], local_users: list[str] = ()) -> str:  # type: ignore[assignment]
-    """ACL for device's broker, by username: each peer (its bridge logs in with the peer's
-    device id) may only deliver work addressed to this device and publish its own
-    status/progress; the local agent and local users own this device's topics."""
+    """ACL for device's broker, by username (client ids are not authenticated).
+
+    A peer's bridge logs in with the peer's device id and may only deliver what
+    is addressed to this device (task, result, submit, answer) and publish its
+    own status and progress; it reads nothing here. The local agent and local
+    users (same rights) read this device's addressed topics and everyone's
+    status and progress, publish as this device only, and address work,
+    results, prompts and answers to any device.
+    """
     ns = topics.NAMESPACE
+    topics.check_device(device)
     lines = [f"# ACL for the broker of device {device}, rendered by edge_agent.brokerconf"]
     for peer in peers:
-        lines += ["", f"user {topics.check_device(peer)}",
+        if topics.check_device(peer) == device:
+            raise ValueError(f"device {device} cannot be its own peer")
+        lines += ["", f"user {peer}",
                   f"topic write {ns}/to/{device}/task", f"topic write {ns}/to/{device}/result",
+                  f"topic write {ns}/to/{device}/submit", f"topic write {ns}/to/{device}/answer/+",
                   f"topic write {ns}/from/{peer}/#"]
     for user in [device, *local_users]:
         lines += ["", f"user {user}",
-                  f"topic readwrite {ns}/to/{device}/#", f"topic read {ns}/from/+/#",
-                  f"topic write {ns}/from/{device}/#", f"topic write {ns}/to/+/task",
-                  f"topic write {ns}/to/+/result", f"topic readwrite {ns}/local/#"]
+                  f"topic readwrite {ns}/to/{device}/#",
+                  f"topic read {ns}/from/+/status", f"topic read {ns}/from/+/progress",
+                  f"topic write {ns}/from/{device}/#",
+                  f"topic write {ns}/to/+/task", f"topic write {ns}/to/+/result",
+                  f"topic write {ns}/to/+/submit", f"topic write {ns}/to/+/answer/+",
+                  f"topic readwrite {ns}/local/#"]
     return "\n".join(lines) + "\n"
+
+
+PASSWORD_ITERATIONS = 1000
+_SALT_BYTES = 12
+
+
+def password_line(user: str, password: str, iterations: int = PASSWORD_ITERATIONS) -> str:
+    """One mosquitto password-file line (PBKDF2-SHA512, the `$7$` format of mosquitto 2.x).
+
+    The salt is derived from the user and the password instead of drawn at
+    random, so rendering the same credentials twice gives the same file and a
+    deployment that changed nothing restarts nothing. It stays unique per user,
+    which is what a salt is for; a new password gives a new salt.
+    """
+    if not user or ":" in user or "\n" in user:
+        raise ValueError(f"invalid broker username {user!r}")
+    if not password or "\n" in password:
+        raise ValueError(f"user {user!r} needs a non-empty one-line password")
+    salt = hmac.new(password.encode(), b"dmoa-mosquitto-salt\0" + user.encode(), hashlib.sha512).digest()
+    salt = salt[:_SALT_BYTES]
+    digest = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, 64)
+    return f"{user}:$7${iterations}${base64.b64encode(salt).decode()}${base64.b64encode(digest).decode()}"
+
+
+def render_passwords(users: Mapping[str, str], iterations: int = PASSWORD_ITERATIONS) -> str:
+    """A mosquitto password file for users (username -> password), sorted by username."""
+    return "".join(password_line(u, users[u], iterations) + "\n" for u in sorted(users))
+
+
+def check_password(line: str, password: str) -> bool:
+    """True when password matches a `$7$` password-file line."""
+    _user, _, stored = line.strip().partition(":")
+    parts = stored.split("$")
+    if len(parts) != 5 or parts[1] != "7":
+        return False
+    iterations, salt, digest = int(parts[2]), base64.b64decode(parts[3]), base64.b64decode(parts[4])
+    got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, len(digest))
+    return hmac.compare_digest(got, digest)

@@ -26,6 +26,8 @@ COMMANDS: dict[str, tuple[str, str, str]] = {
     "demo": ("demo", "demo", "Bring up a local mesh, answer one prompt, take it down."),
     "simulate": ("simulate", "simulate", "Simulate the mesh's queues for given M, k, rate and board speeds."),
     "plan": ("plan", "plan", "Check every (M, k) against the stability bound and recommend one."),
+    "eval": ("eval", "eval", "Run the paper's experiment on a running mesh."),
+    "tui": ("tui", "tui", "Watch the mesh live: queues, jobs, stability, health."),
 }
 
 

@@ -18,7 +18,7 @@ from edge_agent.sim import SimConfig, SimResult, simulate
 
 CSV_FIELDS = (
     "policy", "ratio", "rate", "rho", "mean_latency", "p95_latency",
-    "mean_queue", "final_queue", "max_queue", "completed", "stable",
+    "mean_queue", "first_half_queue", "second_half_queue", "final_queue", "max_queue", "completed", "stable",
 )  # fmt: skip
 
 
@@ -33,9 +33,7 @@ class SweepPoint:
         return {"policy": self.policy, "ratio": self.ratio} | {f: values[f] for f in CSV_FIELDS[2:]}
 
 
-def sweep(
-    base: SimConfig, ratios: Sequence[float], policies: Sequence[Policy] | None = None
-) -> list[SweepPoint]:
+def sweep(base: SimConfig, ratios: Sequence[float], policies: Sequence[Policy] | None = None) -> list[SweepPoint]:
     """Simulate `base` at each ratio × λ*, once per policy (default: base.policy)."""
     points = []
     for policy in policies or (base.policy,):
@@ -51,9 +49,7 @@ def is_stable(config: SimConfig, seeds: Sequence[int]) -> bool:
     return 2 * votes > len(seeds)
 
 
-def largest_stable_rate(
-    base: SimConfig, low: float, high: float, steps: int, seeds: Sequence[int]
-) -> float:
+def largest_stable_rate(base: SimConfig, low: float, high: float, steps: int, seeds: Sequence[int]) -> float:
     """Bisect λ/λ* in [low, high] for the largest rate `is_stable` accepts; returns λ.
 
     Assumes stability is monotone in λ, `low` stable and `high` unstable; the

@@ -125,9 +125,7 @@ def default_configs(devices: int, max_layers: int = 3) -> list[tuple[int, int]]:
     return [(0, 0)] + [(m, k) for m in range(1, max_layers + 1) for k in range(devices)]
 
 
-def plan(
-    alphas: Sequence[float], rate: float, configs: Iterable[tuple[int, int]] | None = None
-) -> list[PlanRow]:
+def plan(alphas: Sequence[float], rate: float, configs: Iterable[tuple[int, int]] | None = None) -> list[PlanRow]:
     """Evaluate every configuration at `rate` prompts/s per user."""
     _check_alphas(alphas)
     if not math.isfinite(rate) or rate <= 0:

@@ -12,8 +12,8 @@ import math
 
 import click
 
+from edge_agent import stability
 from edge_agent.errors import ConfigError, MeshError
-from edge_agent.stability import default_configs, parse_alphas, plan as make_plan, recommend
 
 
 def alphas_from_mesh(broker: str, wait_s: float) -> list[float]:
@@ -49,13 +49,15 @@ def _fmt(value: float, digits: int) -> str:
 @click.option("--rate", type=float, required=True, help="Target prompts per second per user (λ).")
 @click.option("--max-layers", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def plan(alpha: tuple[str, ...], broker: str | None, wait_s: float, rate: float, max_layers: int, as_json: bool) -> None:
+def plan(
+    alpha: tuple[str, ...], broker: str | None, wait_s: float, rate: float, max_layers: int, as_json: bool
+) -> None:
     """Evaluate every (M, k) against Theorem 1 at --rate and recommend the richest stable one."""
     if bool(alpha) == bool(broker):
         raise ConfigError("give either --alpha values or --broker HOST:PORT")
-    alphas = parse_alphas(alpha) if alpha else alphas_from_mesh(str(broker), wait_s)
-    rows = make_plan(alphas, rate, default_configs(len(alphas), max_layers))
-    best = recommend(rows)
+    alphas = stability.parse_alphas(alpha) if alpha else alphas_from_mesh(str(broker), wait_s)
+    rows = stability.plan(alphas, rate, stability.default_configs(len(alphas), max_layers))
+    best = stability.recommend(rows)
     if as_json:
         click.echo(json.dumps({
             "rate": rate, "alphas": alphas, "configs": [r.as_dict() for r in rows],

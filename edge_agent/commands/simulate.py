@@ -9,9 +9,10 @@ from typing import cast
 
 import click
 
+from edge_agent import sim
 from edge_agent.errors import ConfigError
 from edge_agent.peerchoice import POLICIES, Policy
-from edge_agent.sim import SERVICES, Service, SimConfig, SimResult, simulate as run_simulation
+from edge_agent.sim import SERVICES, Service, SimConfig, SimResult
 from edge_agent.stability import inferences_per_prompt, lambda_star, parse_alphas
 
 DEFAULT_DURATION_IN_ALPHAS = 20_000
@@ -142,7 +143,7 @@ def simulate(
     if ratios and out is not None:
         _sweep(config, ratios, out, as_json)
         return
-    result = run_simulation(config)
+    result = sim.simulate(config)
     if as_json:
         meta = {"devices": devices, "layers": layers, "proposers": proposers, "policy": policy,
                 "service": service, "duration": config.duration, "seed": seed}  # fmt: skip
@@ -163,11 +164,13 @@ def _sweep(config: SimConfig, ratios: list[float], out: Path, as_json: bool) -> 
     if as_json:
         click.echo(json.dumps({"points": [p.row() for p in points], "csv": str(csv_path), "png": str(png_path)}))
         return
-    click.echo(f"{'λ/λ*':>6} {'λ':>9} {'ρ':>6} {'latency':>9} {'p95':>9} {'queue':>8} {'final':>8}  stable")
+    click.echo(f"{'λ/λ*':>6} {'λ':>9} {'ρ':>6} {'latency':>9} {'p95':>9} {'queue':>8} {'1st half':>9} "
+               f"{'2nd half':>9} {'final':>8}  stable")  # fmt: skip
     for p in points:
         r = p.result
         click.echo(
             f"{p.ratio:>6.2f} {r.rate:>9.4g} {r.rho:>6.2f} {_fmt(r.mean_latency):>9} {_fmt(r.p95_latency):>9} "
-            f"{_fmt(r.mean_queue):>8} {_fmt(r.final_queue):>8}  {'yes' if r.stable else 'no'}"
+            f"{_fmt(r.mean_queue):>8} {_fmt(r.first_half_queue):>9} {_fmt(r.second_half_queue):>9} "
+            f"{_fmt(r.final_queue):>8}  {'yes' if r.stable else 'no'}"
         )
     click.echo(f"wrote {csv_path} and {png_path}")

@@ -42,7 +42,10 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
             reply = ("error", str(err))
         except Exception as err:  # an engine bug must fail the task, not the worker
             reply = ("error", f"{type(err).__name__}: {err}")
-        conn.send(reply)
+        try:
+            conn.send(reply)
+        except (OSError, BrokenPipeError):
+            return  # the agent is gone
 
 
 class ModelWorker:
@@ -57,6 +60,10 @@ class ModelWorker:
     @property
     def pid(self) -> int | None:
         return self._proc.pid if self._proc is not None else None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.is_alive()
 
     def start(self) -> None:
         ctx = multiprocessing.get_context("spawn")

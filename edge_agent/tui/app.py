@@ -1,0 +1,155 @@
+"""The TUI application: panels for devices, jobs, stability and asking the mesh."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+from textual.app import App, ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Footer, Header, Input
+
+from edge_agent.client import SubmitClient, new_job_id
+from edge_agent.mesh import BrokerAddress, Credentials
+from edge_agent.tui.asker import Asker, Submitter
+from edge_agent.tui.feed import MeshFeed
+from edge_agent.tui.messages import (
+    AnswerReceived, ConnectionChanged, IdentityReceived, ProgressReceived, StatusReceived, SubmitFailed,
+)
+from edge_agent.tui.state import MeshState
+from edge_agent.tui.widgets.ask import AskPanel
+from edge_agent.tui.widgets.devices import DevicesTable
+from edge_agent.tui.widgets.jobs import JobsPanel
+from edge_agent.tui.widgets.stability import StabilityPanel
+
+Clock = Callable[[], float]
+
+
+class MeshApp(App[None]):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "dmoa-edge"
+    BINDINGS = [
+        Binding("slash", "ask", "Ask"),
+        Binding("m", "layers", "Layers M"),
+        Binding("k", "proposers", "Proposers k"),
+        Binding("c", "clear_finished", "Clear done"),
+        Binding("q", "quit", "Quit"),
+    ]
+    REFRESH_S = 0.25
+    """Views redraw at most this often (changes are coalesced in between)."""
+    TICK_S = 1.0
+    """...and at least this often, for ages and elapsed times."""
+
+    def __init__(self, broker: BrokerAddress, credentials: Credentials = Credentials(), layers: int = 1,
+                 proposers: int = 2, *, clock: Clock = time.time, live: bool = True,
+                 submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0) -> None:
+        super().__init__()
+        self.broker = broker
+        self.moa_layers = layers
+        self.moa_proposers = proposers
+        self.clock = clock
+        self.state = MeshState()
+        self.feed = MeshFeed(self, broker, credentials, clock) if live else None
+        connect = submitter or (lambda: SubmitClient(broker, None, credentials))
+        self.asker = Asker(self, connect, answer_timeout_s)
+        self._drawn = (-1, 0.0)
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield DevicesTable(id="devices")
+        with Horizontal(id="middle"):
+            yield JobsPanel(id="jobs")
+            yield StabilityPanel(id="stability")
+        yield AskPanel(id="ask")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        self.query_one("#devices").border_title = "Devices"
+        self.query_one("#stability").border_title = "Stability  ρ = ((k+1)M+1)·λ·α_max"
+        self.query_one("#ask").border_title = "Ask"
+        if self.feed is not None:
+            self.feed.start()
+        self.set_interval(self.REFRESH_S, self.refresh_views)
+        await self.refresh_views(force=True)
+
+    def on_unmount(self) -> None:
+        if self.feed is not None:
+            self.feed.stop(timeout_s=1.0)
+        self.asker.close()
+
+    # -- mesh messages (posted from the feed's threads) ---------------------------------
+    def on_status_received(self, message: StatusReceived) -> None:
+        self.state.apply_status(message.status, message.received_at, message.retained)
+
+    def on_progress_received(self, message: ProgressReceived) -> None:
+        self.state.apply_progress(message.progress, message.received_at)
+
+    def on_identity_received(self, message: IdentityReceived) -> None:
+        self.state.set_identity(message.device)
+
+    def on_connection_changed(self, message: ConnectionChanged) -> None:
+        self.state.set_connection(message.connected, message.detail)
+
+    def on_answer_received(self, message: AnswerReceived) -> None:
+        self.query_one(AskPanel).answered(message.answer)
+
+    def on_submit_failed(self, message: SubmitFailed) -> None:
+        self.query_one(AskPanel).failed(message.job_id, message.error)
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        prompt = event.value.strip()
+        if not prompt:
+            return
+        event.input.clear()
+        job_id = new_job_id()
+        self.state.mark_mine(job_id)
+        self.query_one(AskPanel).pending(job_id, prompt)
+        self.asker.ask(prompt, job_id, self.moa_layers, self.moa_proposers)
+
+    # -- drawing ------------------------------------------------------------------------
+    async def refresh_views(self, force: bool = False) -> None:
+        """Redraw from state if it changed (or a second went by: ages move on)."""
+        revision, drawn_at = self._drawn
+        if not force and revision == self.state.revision and time.monotonic() - drawn_at < self.TICK_S:
+            return
+        self._drawn = (self.state.revision, time.monotonic())
+        now = self.clock()
+        state = self.state
+        devices = state.device_list()
+        self.query_one(DevicesTable).show(devices, now)
+        self.query_one("#devices").border_subtitle = f"{state.online_count()} of {len(devices)} online"
+        jobs = state.jobs.ordered()
+        await self.query_one(JobsPanel).show(jobs, now)
+        running = state.jobs.active()
+        self.query_one("#jobs").border_title = f"Jobs  {running} running · {len(jobs) - running} recent"
+        self.query_one(StabilityPanel).show(state.figures())
+        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, state.identity)
+        link = "connected" if state.connected else (state.connection_detail or "connecting…")
+        self.sub_title = f"{state.identity or 'no agent yet'} @ {self.broker} · {link}"
+
+    # -- actions ------------------------------------------------------------------------
+    def action_ask(self) -> None:
+        self.query_one("#prompt", Input).focus()
+
+    def action_layers(self) -> None:
+        self.moa_layers = (self.moa_layers + 1) % 4
+        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, self.state.identity)
+
+    def action_proposers(self) -> None:
+        self.moa_proposers = (self.moa_proposers + 1) % 5
+        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, self.state.identity)
+
+    async def action_clear_finished(self) -> None:
+        self.state.clear_finished()
+        await self.refresh_views(force=True)
+
+
+def make_app(broker: BrokerAddress | str = "127.0.0.1:1883", credentials: Credentials = Credentials(),
+             layers: int = 1, proposers: int = 2, *, clock: Clock = time.time, live: bool = True,
+             submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0) -> MeshApp:
+    """The app the CLI runs; tests pass live=False and a frozen clock to inject state themselves."""
+    address = broker if isinstance(broker, BrokerAddress) else BrokerAddress.parse(broker)
+    return MeshApp(address, credentials, layers, proposers, clock=clock, live=live, submitter=submitter,
+                   answer_timeout_s=answer_timeout_s)

@@ -1,0 +1,1 @@
+"""The TUI's widgets; each renders one slice of MeshState."""

@@ -1,0 +1,100 @@
+"""The jobs panel: a card per active or recent job, a progress bar per layer."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.containers import Container, Horizontal, VerticalScroll
+from textual.widgets import Label, ProgressBar, Static
+
+from edge_agent.tui.jobs import JobState, LayerState
+from edge_agent.tui.widgets import cells
+
+MARK = {"running": ("▶", "bold cyan"), "done": ("✓", "bold green"), "failed": ("✗", "bold red")}
+
+
+def headline(job: JobState, now: float) -> Text:
+    mark, style = MARK.get(job.state, ("?", ""))
+    text = Text.assemble((mark, style), " ", (job.job_id[:8], "bold"), f"  {job.origin}",
+                         (f"  M={job.layers} k={job.proposers}", "dim"))
+    if job.state == "running":
+        step = "final" if job.layer == job.layers + 1 else f"layer {job.layer}/{job.layers}"
+        text.append(f"  {step if job.layer else 'accepted'}  {cells.seconds(job.elapsed(now))}")
+    elif job.state == "done":
+        text.append(f"  latency {cells.seconds(job.elapsed(now))}", style="green")
+    else:
+        text.append(f"  failed after {cells.seconds(job.elapsed(now))}: {job.detail}", style="red")
+    if job.degraded:
+        text.append("  DEGRADED", style="bold black on yellow")
+    if job.mine:
+        text.append("  ★ yours", style="magenta")
+    return text
+
+
+class LayerBar(Horizontal):
+    """One step of a job: 'L2 2/3' and a bar of answers in over answers expected."""
+
+    def __init__(self, layer: int, final: bool) -> None:
+        super().__init__(classes="layer")
+        self.step_number = layer
+        self.final = final
+
+    def compose(self) -> ComposeResult:
+        yield Label(classes="layer-label")
+        yield ProgressBar(show_eta=False, show_percentage=False)
+
+    def show(self, step: LayerState, current: bool) -> None:
+        name = "agg" if self.final else f"L{self.step_number}"
+        self.query_one(Label).update(f"{name} {step.answers}/{step.expected}")
+        self.query_one(ProgressBar).update(total=step.expected, progress=step.answers)
+        self.set_class(step.done, "-done")
+        self.set_class(current and not step.done, "-current")
+
+    def answers(self) -> tuple[int, int]:
+        """(answers in, expected) as the bar shows them."""
+        bar = self.query_one(ProgressBar)
+        return int(bar.progress), int(bar.total or 0)
+
+
+class JobCard(Container):
+    def __init__(self, job: JobState) -> None:
+        super().__init__(classes="job")
+        self.job_id = job.job_id
+        self.steps = job.layers + 1
+
+    def compose(self) -> ComposeResult:
+        yield Static(classes="job-head")
+        with Container(classes="layers"):
+            for n in range(1, self.steps + 1):
+                yield LayerBar(n, final=n == self.steps)
+
+    def show(self, job: JobState, now: float) -> None:
+        self.query_one(".job-head", Static).update(headline(job, now))
+        for bar, (n, step) in zip(self.query(LayerBar), job.progress()):
+            bar.show(step, current=n == job.layer and job.state == "running")
+        for state in MARK:
+            self.set_class(job.state == state, f"-{state}")
+        self.set_class(job.degraded, "-degraded")
+
+
+class JobsPanel(VerticalScroll):
+    """Newest job on top; cards are added, updated and removed to match the state."""
+
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self.cards: dict[str, JobCard] = {}
+
+    def compose(self) -> ComposeResult:
+        yield Static("No job seen yet: submit one with /", classes="empty")
+
+    async def show(self, jobs: list[JobState], now: float) -> None:
+        wanted = {job.job_id for job in jobs}
+        for job_id in [j for j in self.cards if j not in wanted]:
+            await self.cards.pop(job_id).remove()
+        for job in reversed(jobs):  # oldest first, each new card on top
+            card = self.cards.get(job.job_id)
+            if card is None:
+                card = self.cards[job.job_id] = JobCard(job)
+                await self.mount(card, before=0)
+            card.show(job, now)
+        self.query_one(".empty", Static).display = not jobs

@@ -1,0 +1,175 @@
+"""The job state machine, driven by hand: tasks are read from the outbox, results fed back."""
+
+import random
+
+import pytest
+
+from edge_agent import topics
+from edge_agent.config import load_config
+from edge_agent.moa import Coordinator
+from edge_agent.peers import PeerTable
+from edge_agent.protocol import Answer, Result, Status, Submit, Task, decode
+from edge_agent.store import Store
+
+
+class Harness:
+    def __init__(self, tmp_path, peers=("edge-2", "edge-3", "edge-4"), **settings):
+        self.cfg = load_config(device="edge-1", data_dir=str(tmp_path), task_timeout_s=30.0, **settings)
+        self.store = Store(self.cfg.db_path)
+        self.peers = PeerTable("edge-1", stale_s=1e9)
+        for name in peers:
+            self.peers.update(Status(device=name, online=True, queue=0, alpha=1.0), now=0.0)
+        self.events = []
+        self.now = 1000.0
+        self.coordinator = Coordinator(self.cfg, self.store, self.peers, flush=lambda: None,
+                                       progress=self.events.append, rng=random.Random(7),
+                                       clock=lambda: self.now)
+
+    def sent(self):
+        """Drain the outbox: (topic, message) pairs."""
+        out = []
+        for outbox_id, topic, payload, _ in self.store.outbox():
+            kind = Answer if "/answer/" in topic else Task
+            out.append((topic, decode(payload, kind)))
+            self.store.outbox_done(outbox_id)
+        return out
+
+    def answer(self, task, text=None, ok=True):
+        device = topics.device_of(task[0])
+        t = task[1]
+        self.coordinator.on_result(Result(task_id=t.task_id, job_id=t.job_id, device=device, layer=t.layer,
+                                          role=t.role, ok=ok, text=text or f"{device}@{t.layer}",
+                                          error="" if ok else "boom", seconds=0.5))
+
+
+@pytest.mark.parametrize("layers, proposers", [(0, 0), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])
+def test_exactly_k_plus_1_times_m_plus_1_inferences(tmp_path, layers, proposers):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="why?", layers=layers, proposers=proposers))
+    answers = []
+    for _ in range(layers + 1):
+        tasks = h.sent()
+        assert tasks, "every layer sends work"
+        for task in tasks:
+            h.answer(task)
+    final = [m for _, m in h.sent() if isinstance(m, Answer)]
+    answers = final
+    assert len(answers) == 1 and answers[0].ok
+    inferences = answers[0].inferences
+    assert len(inferences) == (proposers + 1) * layers + 1
+    for layer in range(1, layers + 1):
+        devices = [i.device for i in inferences if i.layer == layer]
+        assert devices[0] == "edge-1" and len(set(devices)) == proposers + 1
+        assert all(i.role == "propose" for i in inferences if i.layer == layer)
+    last = [i for i in inferences if i.layer == layers + 1]
+    assert [(i.device, i.role) for i in last] == [("edge-1", "aggregate")]
+
+
+def test_later_layers_get_the_previous_answers_in_slot_order(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=2, proposers=1))
+    layer1 = h.sent()
+    for task in reversed(layer1):  # arrival order must not matter
+        h.answer(task)
+    layer2 = h.sent()
+    expected = [f"{topics.device_of(t)}@1" for t, _ in layer1]
+    assert all(m.references == expected for _, m in layer2)
+    assert all(m.instruction == h.cfg.aggregation_instruction for _, m in layer2)
+
+
+def test_fewer_live_peers_than_k_is_recorded(tmp_path):
+    h = Harness(tmp_path, peers=("edge-2",))
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=3))
+    assert len(h.sent()) == 2
+    assert "1 of 3 peers live" in h.store.job("j").notes[0]
+
+
+def test_a_late_peer_is_replaced_once_then_skipped(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=2))
+    layer1 = h.sent()
+    own = [t for t in layer1 if topics.device_of(t[0]) == "edge-1"][0]
+    remote = [t for t in layer1 if topics.device_of(t[0]) != "edge-1"]
+    h.answer(own)
+    h.answer(remote[0])
+    h.now += 31  # the other peer misses its deadline
+    h.coordinator.tick()
+    (replacement,) = h.sent()
+    used = {topics.device_of(t) for t, _ in layer1}
+    assert topics.device_of(replacement[0]) not in used
+    assert replacement[1].task_id.endswith("/1")
+    assert not h.store.job("j").degraded
+    h.now += 31  # the replacement misses its deadline too
+    h.coordinator.tick()
+    (final,) = h.sent()
+    assert final[1].role == "aggregate" and len(final[1].references) == 2
+    h.answer(final)
+    (answer,) = [m for _, m in h.sent()]
+    assert answer.ok and answer.degraded
+    assert len(answer.inferences) == 3  # (k+1)M+1 = 4, less the missing answer of layer 1
+    h.answer(remote[1])  # the original straggler finally answers: ignored
+    assert h.sent() == []
+
+
+def test_a_peer_that_goes_offline_is_replaced_without_waiting(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    layer1 = h.sent()
+    peer = [topics.device_of(t) for t, _ in layer1 if topics.device_of(t) != "edge-1"][0]
+    h.peers.update(Status(device=peer, online=False), now=0.0)
+    h.coordinator.tick()
+    (replacement,) = h.sent()
+    assert topics.device_of(replacement[0]) not in (peer, "edge-1")
+    assert any(e.event == "redispatched" for e in h.events)
+
+
+def test_a_failed_final_aggregation_fails_the_job(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=0, proposers=0))
+    (task,) = h.sent()
+    h.answer(task, ok=False)
+    (answer,) = [m for _, m in h.sent()]
+    assert not answer.ok and "boom" in answer.error
+
+
+def test_over_long_and_empty_prompts_are_refused(tmp_path):
+    h = Harness(tmp_path, max_prompt_chars=10)
+    h.coordinator.accept(Submit(job_id="j", prompt="x" * 11, layers=1, proposers=1))
+    (answer,) = [m for _, m in h.sent()]
+    assert not answer.ok and "max_prompt_chars" in answer.error
+    h.coordinator.accept(Submit(job_id="k", prompt="   ", layers=1, proposers=1))
+    (answer,) = [m for _, m in h.sent()]
+    assert not answer.ok and "empty" in answer.error
+
+
+def test_a_repeated_submit_resends_the_answer_instead_of_running_again(tmp_path):
+    h = Harness(tmp_path)
+    submit = Submit(job_id="j", prompt="q", layers=0, proposers=0)
+    h.coordinator.accept(submit)
+    h.answer(h.sent()[0])
+    first = h.sent()
+    h.coordinator.accept(submit)
+    again = h.sent()
+    assert [m.answer for _, m in first] == [m.answer for _, m in again]
+    assert all(isinstance(m, Answer) for _, m in again)
+
+
+def test_answers_go_to_the_reply_to_device(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=0, proposers=0, reply_to="edge-9"))
+    h.answer(h.sent()[0])
+    (topic, _), = h.sent()
+    assert topic == "dmoa/v1/to/edge-9/answer/j"
+
+
+def test_resume_after_restart_continues_a_job(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    layer1 = h.sent()
+    for task in layer1:
+        h.answer(task)
+    h.store.close()
+    again = Harness(tmp_path)  # a new process on the same store
+    again.coordinator.resume()
+    (final,) = again.sent()
+    assert final[1].role == "aggregate"

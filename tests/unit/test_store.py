@@ -1,0 +1,79 @@
+import sqlite3
+
+from edge_agent.protocol import Result, Submit, Task
+from edge_agent.store import DispatchRow, Store
+
+
+def task(n):
+    return Task(task_id=f"t{n}", job_id="j", origin="edge-1", layer=1, role="propose", prompt=f"p{n}")
+
+
+def test_fcfs_order_and_dedup(tmp_path):
+    store = Store(tmp_path / "a.db")
+    assert store.enqueue(task(1)) and store.enqueue(task(2))
+    assert not store.enqueue(task(1)), "a repeated task id is a duplicate"
+    assert store.queue_depth() == 2
+    first, _ = store.claim_next()
+    second, _ = store.claim_next()
+    assert (first.task_id, second.task_id) == ("t1", "t2")
+    assert store.claim_next() is None
+
+
+def test_running_tasks_survive_a_crash_and_go_back_in_order(tmp_path):
+    path = tmp_path / "a.db"
+    store = Store(path)
+    for n in range(3):
+        store.enqueue(task(n))
+    store.claim_next()
+    del store  # no close: as if the process died
+    reopened = Store(path)
+    assert reopened.requeue_running() == 1
+    assert reopened.claim_next()[0].task_id == "t0"
+    assert reopened.queue_depth() == 3
+
+
+def test_finishing_a_task_writes_its_result_to_the_outbox_atomically(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.claim_next()
+    outbox_id = store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"payload")
+    assert store.queue_depth() == 0
+    assert store.outbox() == [(outbox_id, "dmoa/v1/to/edge-1/result", b"payload", False)]
+    store.outbox_done(outbox_id)
+    assert store.outbox() == []
+
+
+def test_store_uses_wal_and_full_sync(tmp_path):
+    Store(tmp_path / "a.db")
+    db = sqlite3.connect(tmp_path / "a.db")
+    assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+
+
+def dispatch_row(job, device, slot, attempt=0):
+    return DispatchRow(task_id=f"{job}/1/{device}/{attempt}", job_id=job, layer=1, slot=slot, role="propose",
+                       device=device, attempt=attempt, state="pending", sent_at=0.0, deadline=None)
+
+
+def test_results_are_recorded_once_and_late_ones_ignored(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.create_job(Submit(job_id="j", prompt="p", layers=1, proposers=1), 1, 1, "uniform", [])
+    rows = [dispatch_row("j", "edge-1", 0), dispatch_row("j", "edge-2", 1)]
+    assert store.dispatch("j", 0, 1, [(r, "t", b"x") for r in rows])
+    assert not store.dispatch("j", 0, 1, [(dispatch_row("j", "edge-3", 2), "t", b"x")]), "layer moved on"
+    result = Result(task_id=rows[0].task_id, job_id="j", device="edge-1", layer=1, role="propose", ok=True,
+                    text="answer", seconds=1.5)
+    recorded = store.record_result(result)
+    assert recorded is not None and recorded.text == "answer" and recorded.state == "done"
+    assert store.record_result(result) is None, "a duplicate result changes nothing"
+    assert store.abandon(rows[1].task_id, "missed deadline")
+    late = Result(task_id=rows[1].task_id, job_id="j", device="edge-2", layer=1, role="propose", ok=True)
+    assert store.record_result(late) is None, "a result after abandonment is ignored"
+
+
+def test_a_job_finishes_once(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.create_job(Submit(job_id="j", prompt="p", layers=0, proposers=0), 0, 0, "uniform", [])
+    assert store.finish_job("j", "done", "a", "", False, [], "topic", b"x")
+    assert not store.finish_job("j", "done", "a", "", False, [], "topic", b"x")
+    assert store.job("j").state == "done"
+    assert len(store.outbox()) == 1
