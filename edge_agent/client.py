@@ -73,7 +73,7 @@ class SubmitClient:
             time.sleep(0.05)
         return None
 
-    def submit(self, prompt: str, layers: int, proposers: int, policy: str = "",
+    def submit(self, prompt: str, layers: int | None = None, proposers: int | None = None, policy: str = "",
                job_id: str | None = None, timeout_s: float = 300.0,
                on_progress: ProgressHook | None = None, device: str | None = None) -> Answer:
         """Submit at device (default: this client's) and wait for the answer.
@@ -86,6 +86,9 @@ class SubmitClient:
             raise MeshError(f"device {target} has never reported on {self.broker}")
         if not status.online:
             raise MeshError(f"device {target} is offline")
+        # Unset M or k: the device's own defaults, as its status announces them.
+        layers = status.layers if layers is None else layers
+        proposers = status.proposers if proposers is None else proposers
         job_id = job_id or new_job_id()
         inbox: queue.Queue[Answer] = queue.Queue()
         with self._lock:

@@ -189,11 +189,14 @@ class Store:
             )
             return int(cur.lastrowid or 0)
 
-    def prune(self, older_than_s: float = 86400.0) -> None:
-        """Forget finished tasks past the dedup window so the file stays small."""
+    def prune(self, older_than_s: float = 7 * 86400.0) -> None:
+        """Forget finished tasks and jobs past the dedup window so the file stays small."""
         cutoff = time.time() - older_than_s
         with self.transaction() as db:
             db.execute("DELETE FROM inbox WHERE state='done' AND finished_at < ?", (cutoff,))
+            old_jobs = "SELECT job_id FROM jobs WHERE state != 'running' AND finished_at < ?"
+            db.execute(f"DELETE FROM dispatches WHERE job_id IN ({old_jobs})", (cutoff,))
+            db.execute("DELETE FROM jobs WHERE state != 'running' AND finished_at < ?", (cutoff,))
 
     # -- outbox ------------------------------------------------------------------------
     def add_outbox(self, topic: str, payload: bytes, retain: bool = False) -> int:

@@ -38,9 +38,10 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 
 @click.command()
 @click.argument("prompt")
-@click.option("--layers", "-M", type=click.IntRange(0, 8), default=1, show_default=True, help="MoA layers M.")
-@click.option("--proposers", "-k", type=click.IntRange(0, 64), default=2, show_default=True,
-              help="Peers per layer k.")
+@click.option("--layers", "-M", type=click.IntRange(0, 8), default=None,
+              help="MoA layers M (default: the device's setting).")
+@click.option("--proposers", "-k", type=click.IntRange(0, 64), default=None,
+              help="Peers per layer k (default: the device's setting).")
 @click.option("--policy", type=click.Choice(["", "uniform", "least-loaded"]), default="",
               help="Peer choice (default: the device's setting).")
 @click.option("--device", default=None, help="Device id (default: the agent on the broker).")
@@ -48,7 +49,7 @@ def answer_json(answer: Answer) -> dict[str, Any]:
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object instead of text.")
 @click.option("--quiet", "-q", is_flag=True, help="No progress lines.")
 @broker_options
-def submit(prompt: str, layers: int, proposers: int, policy: str, device: str | None, timeout_s: float,
+def submit(prompt: str, layers: int | None, proposers: int | None, policy: str, device: str | None, timeout_s: float,
            as_json: bool, quiet: bool, **kwargs: Any) -> None:
     """Submit PROMPT (use - to read it from stdin) and print the answer."""
     if prompt == "-":
@@ -56,11 +57,17 @@ def submit(prompt: str, layers: int, proposers: int, policy: str, device: str | 
     broker, credentials = connection(kwargs)
 
     def show(p: Progress) -> None:
-        if not quiet:
+        # The closing line comes from the answer itself, which may overtake these events.
+        if not quiet and p.event not in ("done", "failed"):
             click.echo(describe(p), err=True)
 
     with SubmitClient(broker, device, credentials) as client:
         answer = client.submit(prompt, layers, proposers, policy, timeout_s=timeout_s, on_progress=show)
+    if not quiet:
+        for note in answer.notes:
+            click.echo(f"note: {note}", err=True)
+        degraded = ", degraded" if answer.degraded else ""
+        click.echo(f"done in {answer.latency_s:.1f} s: {len(answer.inferences)} inferences{degraded}", err=True)
     if as_json:
         click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
     elif answer.ok:

@@ -94,8 +94,16 @@ class QueueSampler:
             self._stop.wait(self.interval_s)
 
 
-def sampled_mean(samples: list[dict[str, Any]]) -> float | None:
-    """Mean over samples of the mean queue over devices (samples are evenly spaced)."""
+def sampled_mean(samples: list[dict[str, Any]], spans: dict[str, tuple[float, float]] | None = None
+                 ) -> float | None:
+    """Mean over samples of the mean queue over devices (samples are evenly spaced),
+    keeping only samples inside their session's window when the windows are given."""
+    def inside(sample: dict[str, Any]) -> bool:
+        if spans is None:
+            return True
+        span = spans.get(str(sample.get("session")))
+        return span is not None and span[0] <= float(sample.get("t", 0)) <= span[1]
+
     means = [sum(s["queues"].values()) / len(s["queues"]) for s in samples
-             if isinstance(s.get("queues"), dict) and s["queues"]]
+             if isinstance(s.get("queues"), dict) and s["queues"] and inside(s)]
     return sum(means) / len(means) if means else None

@@ -19,7 +19,7 @@ from edge_agent.errors import ConfigError
 from edge_agent.evaluation.configs import Config
 from edge_agent.evaluation.dataset import Prompt
 from edge_agent.evaluation.judge import WinRate, win_rate
-from edge_agent.evaluation.queues import QueueStats, sampled_mean, time_average_queue
+from edge_agent.evaluation.queues import QueueStats, sampled_mean, time_average_queue, windows
 from edge_agent.evaluation.records import ConfigRecords
 
 REPORT_MD = "report.md"
@@ -82,7 +82,7 @@ def summarize(config: Config, prompts: list[Prompt], records: ConfigRecords, sam
         failed=sum(1 for i, j in latest.items() if i not in finished),
         inferences=len(records.inferences),
         mean_latency_s=sum(latencies) / len(latencies) if latencies else None,
-        queue=queue, sampled_queue=sampled_mean(samples), alpha_max=alpha_max, slowest_device=slowest,
+        queue=queue, sampled_queue=sampled_mean(samples, windows(records)), alpha_max=alpha_max, slowest_device=slowest,
         rate=rate, rho=config.rho(rate, alpha_max) if alpha_max is not None else None, measured_rate=measured,
         accuracy=win_rate(preferences) if judgments is not None else None,
         judged=len(preferences), unjudged=len(judgments or []) - len(preferences),

@@ -55,6 +55,7 @@ class MeshApp(App[None]):
         connect = submitter or (lambda: SubmitClient(broker, None, credentials))
         self.asker = Asker(self, connect, answer_timeout_s)
         self._drawn = (-1, 0.0)
+        self._drawing = False
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -112,8 +113,16 @@ class MeshApp(App[None]):
     async def refresh_views(self, force: bool = False) -> None:
         """Redraw from state if it changed (or a second went by: ages move on)."""
         revision, drawn_at = self._drawn
-        if not force and revision == self.state.revision and time.monotonic() - drawn_at < self.TICK_S:
+        if self._drawing or (not force and revision == self.state.revision
+                             and time.monotonic() - drawn_at < self.TICK_S):
             return
+        self._drawing = True
+        try:
+            await self._draw()
+        finally:
+            self._drawing = False
+
+    async def _draw(self) -> None:
         self._drawn = (self.state.revision, time.monotonic())
         now = self.clock()
         state = self.state

@@ -77,3 +77,18 @@ def test_a_job_finishes_once(tmp_path):
     assert not store.finish_job("j", "done", "a", "", False, [], "topic", b"x")
     assert store.job("j").state == "done"
     assert len(store.outbox()) == 1
+
+
+def test_prune_forgets_only_what_is_finished_and_old(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.enqueue(task(2))
+    store.claim_next()
+    store.finish_task("t1", "topic", b"x")
+    store.create_job(Submit(job_id="old", prompt="p", layers=0, proposers=0), 0, 0, "uniform", [])
+    store.finish_job("old", "done", "a", "", False, [], "topic", b"x")
+    store.create_job(Submit(job_id="live", prompt="p", layers=0, proposers=0), 0, 0, "uniform", [])
+    store.prune(older_than_s=-1)  # everything finished counts as old
+    assert store.job("old") is None and store.job("live") is not None
+    assert store.queue_depth() == 1 and not store.enqueue(task(2)), "queued tasks are kept"
+    assert store.enqueue(task(1)), "a pruned task id is forgotten"

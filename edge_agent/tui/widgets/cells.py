@@ -8,12 +8,13 @@ from collections.abc import Sequence
 from rich.text import Text
 
 BLOCKS = "▁▂▃▄▅▆▇█"
+HISTORY_WIDTH = 16
 LEVEL_STYLE = {"ok": "green", "busy": "yellow", "warn": "bold red", "unstable": "bold white on red",
                "unknown": "dim"}
 _CURRENT = re.compile(r"^(propose|aggregate) (\S+) layer (\d+)$")
 
 
-def sparkline(values: Sequence[int], width: int = 16) -> Text:
+def sparkline(values: Sequence[int], width: int = HISTORY_WIDTH) -> Text:
     """The last `width` values as block characters, scaled to their maximum."""
     recent = list(values)[-width:]
     if not recent:

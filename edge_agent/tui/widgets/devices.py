@@ -13,6 +13,8 @@ COLUMNS = (
     ("history", "queue history"), ("alpha", "α s"), ("tps", "tok/s"), ("cpu", "CPU %"),
     ("memory", "mem %"), ("temperature", "temp °C"),
 )
+WIDTHS = {"seen": 16, "state": 22, "history": cells.HISTORY_WIDTH}
+"""Columns whose content changes length get a fixed width, so the table does not jitter."""
 
 
 def row_cells(device: DeviceState, now: float) -> tuple[Text | str, ...]:
@@ -48,7 +50,7 @@ class DevicesTable(DataTable[Text | str]):
 
     def on_mount(self) -> None:
         for key, label in COLUMNS:
-            self.add_column(label, key=key)
+            self.add_column(label, key=key, width=WIDTHS.get(key))
 
     def show(self, devices: list[DeviceState], now: float) -> None:
         added = False
@@ -62,7 +64,7 @@ class DevicesTable(DataTable[Text | str]):
             else:
                 for (column, _), old, new in zip(COLUMNS, before, values):
                     if _signature(old) != _signature(new):
-                        self.update_cell(name, column, new)
+                        self.update_cell(name, column, new, update_width=column not in WIDTHS)
             self._shown[name] = values
         if added:
             self.sort("device", key=lambda cell: cell.plain if isinstance(cell, Text) else cell)

@@ -34,14 +34,18 @@ def headline(job: JobState, now: float) -> Text:
 class LayerBar(Horizontal):
     """One step of a job: 'L2 2/3' and a bar of answers in over answers expected."""
 
-    def __init__(self, layer: int, final: bool) -> None:
+    def __init__(self, number: int, final: bool, step: LayerState, current: bool) -> None:
         super().__init__(classes="layer")
-        self.step_number = layer
+        self.step_number = number
         self.final = final
+        self._initial = (step, current)
 
     def compose(self) -> ComposeResult:
         yield Label(classes="layer-label")
         yield ProgressBar(show_eta=False, show_percentage=False)
+
+    def on_mount(self) -> None:
+        self.show(*self._initial)
 
     def show(self, step: LayerState, current: bool) -> None:
         name = "agg" if self.final else f"L{self.step_number}"
@@ -57,24 +61,38 @@ class LayerBar(Horizontal):
 
 
 class JobCard(Container):
-    def __init__(self, job: JobState) -> None:
+    """A job's headline and its steps; built filled in, then updated in place."""
+
+    def __init__(self, job: JobState, now: float) -> None:
         super().__init__(classes="job")
         self.job_id = job.job_id
-        self.steps = job.layers + 1
+        self._initial = (job, now)
 
     def compose(self) -> ComposeResult:
-        yield Static(classes="job-head")
+        job, now = self._initial
+        yield Static(headline(job, now), classes="job-head")
         with Container(classes="layers"):
-            for n in range(1, self.steps + 1):
-                yield LayerBar(n, final=n == self.steps)
+            for n, step in job.progress():
+                yield LayerBar(n, n == job.layers + 1, step, _is_current(job, n))
+        self._mark(job)
 
     def show(self, job: JobState, now: float) -> None:
         self.query_one(".job-head", Static).update(headline(job, now))
         for bar, (n, step) in zip(self.query(LayerBar), job.progress()):
-            bar.show(step, current=n == job.layer and job.state == "running")
+            bar.show(step, _is_current(job, n))
+        self._mark(job)
+
+    def bars(self) -> list[LayerBar]:
+        return list(self.query(LayerBar))
+
+    def _mark(self, job: JobState) -> None:
         for state in MARK:
             self.set_class(job.state == state, f"-{state}")
         self.set_class(job.degraded, "-degraded")
+
+
+def _is_current(job: JobState, step: int) -> bool:
+    return step == job.layer and job.state == "running"
 
 
 class JobsPanel(VerticalScroll):
@@ -94,7 +112,8 @@ class JobsPanel(VerticalScroll):
         for job in reversed(jobs):  # oldest first, each new card on top
             card = self.cards.get(job.job_id)
             if card is None:
-                card = self.cards[job.job_id] = JobCard(job)
+                card = self.cards[job.job_id] = JobCard(job, now)
                 await self.mount(card, before=0)
-            card.show(job, now)
+            else:
+                card.show(job, now)
         self.query_one(".empty", Static).display = not jobs
