@@ -58,7 +58,7 @@ class Agent:
         self.spec = engine_spec(cfg)
         self.store = Store(cfg.db_path)
         self.peers = PeerTable(cfg.device, cfg.peer_stale_s)
-        self.estimator = Estimator()
+        self.estimator = Estimator(cfg.layers, cfg.proposers)
         self.worker = ModelWorker(self.spec)
         self.rejected = 0
         self.completed = 0
@@ -79,7 +79,7 @@ class Agent:
         )
         self.outbox = Outbox(self.store, self.client)
         self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
-                                       rng=random.Random())
+                                       rng=random.Random(), estimator=self.estimator)
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -160,9 +160,7 @@ class Agent:
     def _on_submit(self, message: mqtt.MQTTMessage) -> None:
         submit = self._decode(message, Submit)
         if isinstance(submit, Submit):
-            if self.store.job(submit.job_id) is None:
-                self.estimator.record_arrival()
-            self.coordinator.accept(submit)
+            self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
             self.client.ack(message)
 
     def _on_status(self, message: mqtt.MQTTMessage) -> None:
@@ -256,7 +254,7 @@ class Agent:
             model=self.spec.model_name, n_ctx=self.worker.n_ctx, queue=self.store.queue_depth(),
             busy=bool(self.current), current=self.current,
             alpha=_round(estimator.alpha), tokens_per_s=_round(estimator.tokens_per_s),
-            lam=_round(estimator.lam(), 5), rho=_round(estimator.rho(self.cfg.layers, self.cfg.proposers)),
+            lam=_round(estimator.lam(), 5), rho=_round(estimator.rho()),
             layers=self.cfg.layers, proposers=self.cfg.proposers, policy=self.cfg.policy,
             cpu=health.cpu, memory=health.memory, temperature=health.temperature,
             completed=self.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,

@@ -27,6 +27,7 @@ DEFAULT_INSTRUCTION = (
 )
 
 ENV_PREFIX = "EDGE_AGENT_"
+ADMISSION_MODES = ("degrade", "reject", "accept")
 
 
 @dataclass(frozen=True)
@@ -71,6 +72,12 @@ class AgentConfig:
     """Deadline for a remote task, added to the peer's announced expected wait."""
     max_queue: int = 1000
     """Tasks beyond this many queued are refused with an error result."""
+    admission: str = "degrade"
+    """What a new prompt gets when its (M, k) would push the mesh-wide rho over
+    admission_threshold: 'degrade' (run the richest (M, k) that fits), 'reject'
+    (an error answer naming one that fits) or 'accept' (run it anyway, noted)."""
+    admission_threshold: float = 0.9
+    """Mesh-wide rho = ((k+1)M+1)·mean lambda·alpha_max above which admission control acts."""
 
     @property
     def db_path(self) -> Path:
@@ -143,6 +150,8 @@ def validate(cfg: AgentConfig) -> AgentConfig:
         (cfg.fake_distribution in ("deterministic", "exponential"),
          "fake_distribution must be 'deterministic' or 'exponential'"),
         (cfg.max_prompt_chars > 0, "max_prompt_chars must be positive"),
+        (cfg.admission in ADMISSION_MODES, f"admission must be one of {', '.join(ADMISSION_MODES)}"),
+        (cfg.admission_threshold > 0, "admission_threshold must be positive"),
     ]
     for ok, message in checks:
         if not ok:

@@ -10,6 +10,13 @@ sends, so a restart resumes each job where it stood. A remote task that
 misses its deadline, fails, or whose device goes offline is re-sent once to
 another live peer; after that the layer goes on without it and the job is
 marked degraded.
+
+Admission control (cfg.admission, cfg.admission_threshold): before a new job
+starts, the mesh-wide ρ = ((k+1)M+1)·λ̄·α_max it would mean is computed from
+this device's own estimates and its live peers' statuses. Over the threshold
+the job is degraded to the richest (M, k) that fits, refused with an error
+answer, or run anyway; the decision is one "admission: ..." note. With no α
+measured yet, every job is admitted.
 """
 
 from __future__ import annotations
@@ -22,9 +29,11 @@ from collections.abc import Callable
 
 from edge_agent import topics
 from edge_agent.config import AgentConfig
+from edge_agent.estimates import Estimator
 from edge_agent.peerchoice import POLICIES, Policy, choose_peers
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Inference, Progress, Result, Submit, Task
+from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task
+from edge_agent.stability import inferences_per_prompt, mesh_load, richest_fit
 from edge_agent.store import DispatchRow, JobRow, Store
 
 log = logging.getLogger(__name__)
@@ -44,6 +53,7 @@ class Coordinator:
         progress: Callable[[Progress], None],
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
+        estimator: Estimator | None = None,
     ) -> None:
         self.cfg = cfg
         self.device = cfg.device
@@ -53,11 +63,12 @@ class Coordinator:
         self._progress = progress
         self._rng = rng or random.Random()
         self._clock = clock
+        self._estimator = estimator
         self._lock = threading.RLock()
 
     # -- entry points -----------------------------------------------------------------
     def accept(self, submit: Submit) -> None:
-        """A local user's prompt: record the job, then start its first layer."""
+        """A local user's prompt: admit it, record the job, then start its first layer."""
         with self._lock:
             existing = self.store.job(submit.job_id)
             if existing is not None:
@@ -69,16 +80,15 @@ class Coordinator:
             if policy not in POLICIES:
                 notes.append(f"unknown peer policy {policy!r}; used {self.cfg.policy}")
                 policy = self.cfg.policy
-            self.store.create_job(submit, submit.layers, submit.proposers, policy, notes)
+            layers, proposers, refusal = self._admit(submit.layers, submit.proposers, notes)
+            self.store.create_job(submit, layers, proposers, policy, notes)
             job = self._job(submit.job_id)
             self._emit(job, "accepted")
-            if len(submit.prompt) > self.cfg.max_prompt_chars:
-                self._finish(job, ok=False, error=(
-                    f"prompt of {len(submit.prompt)} characters exceeds this device's limit of "
-                    f"{self.cfg.max_prompt_chars} (max_prompt_chars)"))
-                return
-            if not submit.prompt.strip():
-                self._finish(job, ok=False, error="prompt is empty")
+            error = self._invalid(submit) or refusal
+            if self._estimator is not None:
+                self._estimator.record_arrival(0 if error else inferences_per_prompt(layers, proposers))
+            if error:
+                self._finish(job, ok=False, error=error)
                 return
             self._start_layer(job, 1)
 
@@ -127,6 +137,48 @@ class Coordinator:
                     self._start_layer(job, 1)
                 else:
                     self._maybe_advance(job, job.layer)
+
+    # -- admission --------------------------------------------------------------------
+    def _invalid(self, submit: Submit) -> str:
+        if len(submit.prompt) > self.cfg.max_prompt_chars:
+            return (f"prompt of {len(submit.prompt)} characters exceeds this device's limit of "
+                    f"{self.cfg.max_prompt_chars} (max_prompt_chars)")
+        if not submit.prompt.strip():
+            return "prompt is empty"
+        return ""
+
+    def _admit(self, layers: int, proposers: int, notes: list[str]) -> tuple[int, int, str]:
+        """The (M, k) to run and an error if refused; a decision is appended to notes."""
+        statuses = self.peers.live()
+        if self._estimator is not None:
+            statuses.append(Status(device=self.device, online=True, alpha=self._estimator.alpha,
+                                   lam=self._estimator.lam()))
+        load = mesh_load(statuses)
+        limit = self.cfg.admission_threshold
+        if load is None or load.rho(layers, proposers) <= limit:
+            return layers, proposers, ""  # within the bound, or nothing measured yet
+        rho = load.rho(layers, proposers)
+        asked = f"M={layers},k={proposers}"
+        over = f"ρ={rho:.2f} > {limit:g}; λ̄={load.lam:.3g}/s, α_max={load.alpha_max:.3g} s on {load.slowest}"
+        fit = richest_fit(layers, proposers, load.lam, load.alpha_max, limit)
+        mode = self.cfg.admission
+        if mode == "accept":
+            notes.append(f"admission: accepted {asked} anyway ({over})")
+            return layers, proposers, ""
+        if mode == "reject":
+            notes.append(f"admission: rejected {asked} ({over})")
+            hint = f"try M={fit[0]}, k={fit[1]}" if fit else "even M=0 does not fit; try again later"
+            return layers, proposers, (f"mesh utilisation ρ={rho:.2f} for M={layers}, k={proposers} exceeds "
+                                       f"{limit:g}; {hint}")
+        target = fit or (0, 0)
+        if inferences_per_prompt(*target) >= inferences_per_prompt(layers, proposers):
+            notes.append(f"admission: nothing lighter than {asked} to degrade to; ran it ({over})")
+            return layers, proposers, ""
+        after = load.rho(*target)
+        fits = "" if fit else "; still over, the mesh is overloaded"
+        notes.append(f"admission: degraded from {asked} to M={target[0]},k={target[1]} "
+                     f"({over}; ρ={after:.2f} after{fits})")
+        return target[0], target[1], ""
 
     # -- layers -----------------------------------------------------------------------
     def _start_layer(self, job: JobRow, layer: int) -> None:

@@ -11,6 +11,9 @@ origin alone aggregates. Latency is the end of that aggregation minus arrival.
 
 Service times have mean α_i on device i: exponential, deterministic, or
 replayed (drawn from recorded seconds, rescaled so their mean is α_i).
+Arrivals are Poisson, or a recorded trace of (time, origin) replayed as is
+(`arrivals`), which lets a run on real agents be compared with the model
+under the very same arrivals.
 
 Stability verdict: the total number of tasks in the mesh is sampled at evenly
 spaced times after the warm-up; the run is called stable when the per-device
@@ -61,6 +64,9 @@ class SimConfig:
     seed: int = 0
     warmup: float = 0.1  # fraction of duration left out of latency and queue averages
     max_events: int = 5_000_000
+    arrivals: tuple[tuple[float, int], ...] = ()
+    """A recorded trace of (seconds, origin device index) replacing the Poisson arrivals;
+    `rate` then only names the load (λ*, ρ)."""
 
     def __post_init__(self) -> None:
         if self.devices < 1 or len(self.alphas) != self.devices:
@@ -79,6 +85,8 @@ class SimConfig:
             raise ConfigError("replay service needs recorded durations >= 0 with a positive mean")
         if not math.isfinite(self.duration) or self.duration <= 0 or not 0 <= self.warmup < 1:
             raise ConfigError("duration must be > 0 and warmup in [0, 1)")
+        if any(not (math.isfinite(t) and t >= 0 and 0 <= d < self.devices) for t, d in self.arrivals):
+            raise ConfigError("arrival trace entries must be (seconds >= 0, device index < devices)")
 
     @property
     def lambda_star(self) -> float:
@@ -192,8 +200,12 @@ def simulate(config: SimConfig) -> SimResult:
         for d in targets:
             enqueue(d, job, now)
 
-    for d in range(n):
-        push(arrivals.expovariate(config.rate), _ARRIVAL, d)
+    poisson = not config.arrivals
+    if poisson:
+        for d in range(n):
+            push(arrivals.expovariate(config.rate), _ARRIVAL, d)
+    for t, d in config.arrivals:
+        push(t, _ARRIVAL, d)
     events, now = 0, 0.0
     while heap and heap[0][0] <= config.duration and events < config.max_events:
         now, _, kind, d = heapq.heappop(heap)
@@ -204,7 +216,8 @@ def simulate(config: SimConfig) -> SimResult:
         if warm_area is None and now >= warm_t:
             warm_area = [area[i] + len(queues[i]) * (warm_t - last[i]) for i in range(n)]
         if kind == _ARRIVAL:
-            push(now + arrivals.expovariate(config.rate), _ARRIVAL, d)
+            if poisson:
+                push(now + arrivals.expovariate(config.rate), _ARRIVAL, d)
             advance(_Job(d, now), now)
             continue
         q = queues[d]

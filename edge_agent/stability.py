@@ -25,6 +25,13 @@ which for identical boards is (M·H_{k+1} + 1)·α/(1-ρ), H the harmonic number
 It ignores that a layer's tasks arrive together (fork-join correlation) and
 assumes exponential service, so it leans pessimistic for the near-constant
 inference times of a fixed-length generation.
+
+Live figures (what the agents publish, see docs/stability.md): `mesh_load`
+turns the devices' statuses into the theorem's inputs, the mean prompt rate
+per user λ̄ over online devices and α_max over online devices with a known α;
+`MeshLoad.rho(M, k)` is then J·λ̄·α_max, and `richest_fit` is the admission
+controller's fallback configuration. Standard library only: the agent imports
+this module.
 """
 
 from __future__ import annotations
@@ -33,6 +40,7 @@ import math
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
 from edge_agent.errors import ConfigError
 
@@ -62,6 +70,11 @@ def lambda_star(layers: int, proposers: int, alphas: Sequence[float]) -> float:
 def rho(layers: int, proposers: int, rate: float, alphas: Sequence[float]) -> float:
     """Mesh-wide utilisation J · λ · α_max; the queues are stable iff it is < 1."""
     return rate / lambda_star(layers, proposers, alphas)
+
+
+def utilisation(layers: int, proposers: int, lam: float, alpha_max: float) -> float:
+    """ρ = ((k+1)·M + 1)·λ·α_max from scalars; the queues are stable when ρ < 1."""
+    return inferences_per_prompt(layers, proposers) * lam * alpha_max
 
 
 def device_rho(arrival_rate: float, alpha: float) -> float:
@@ -166,3 +179,61 @@ def parse_alphas(values: Iterable[str]) -> list[float]:
                 raise ConfigError(f"alpha {part!r} is not a number of seconds") from None
     _check_alphas(alphas)
     return alphas
+
+
+class Reported(Protocol):
+    """What mesh_load reads from a device's status (edge_agent.protocol.Status has it)."""
+
+    device: str
+    online: bool
+    alpha: float | None
+    lam: float | None
+
+
+@dataclass(frozen=True)
+class MeshLoad:
+    """Theorem 1's inputs as measured by the live devices."""
+
+    devices: int  # online devices
+    lam: float  # mean prompts/s per user over the online devices that report λ
+    alpha_max: float  # largest α over the online devices that report one
+    slowest: str  # the device with α_max
+
+    def rho(self, layers: int, proposers: int) -> float:
+        """Mesh-wide ρ if every user's prompts ran with (M, k)."""
+        return utilisation(layers, proposers, self.lam, self.alpha_max)
+
+
+def mesh_load(statuses: Iterable[Reported]) -> MeshLoad | None:
+    """λ̄ and α_max over the online devices; None until some device reports α and λ.
+
+    λ̄ is the mean of the users' rates, devices whose users are idle included:
+    Theorem 1 has one rate per user, and the total demand J·Σλ_i spread over the
+    n boards is J·λ̄ per board. It understates the load of a board whose own
+    user is much busier than the others' (the origin keeps M+1 of its J
+    inferences), which the admission threshold below 1 leaves room for.
+    """
+    online = [s for s in statuses if s.online]
+    rates = [s.lam for s in online if s.lam is not None and math.isfinite(s.lam) and s.lam >= 0]
+    timed = [s for s in online if s.alpha is not None and math.isfinite(s.alpha) and s.alpha > 0]
+    if not rates or not timed:
+        return None
+    slowest = max(timed, key=lambda s: s.alpha or 0.0)
+    return MeshLoad(len(online), sum(rates) / len(rates), float(slowest.alpha or 0.0), slowest.device)
+
+
+def mesh_rho(statuses: Iterable[Reported], layers: int, proposers: int) -> float | None:
+    """Mesh-wide ρ = ((k+1)·M + 1)·λ̄·α_max from the devices' statuses; None if not measurable yet."""
+    load = mesh_load(statuses)
+    return None if load is None else load.rho(layers, proposers)
+
+
+def richest_fit(layers: int, proposers: int, lam: float, alpha_max: float, limit: float) -> tuple[int, int] | None:
+    """The (M', k') with M' ≤ M and k' ≤ k of most inferences, then fewest layers, whose ρ ≤ limit.
+
+    M' = 0 is one inference whatever k', so it is returned as (0, 0). None when
+    even a single inference per prompt exceeds the limit.
+    """
+    candidates = [(0, 0)] + [(m, k) for m in range(1, layers + 1) for k in range(proposers + 1)]
+    fitting = [(m, k) for m, k in candidates if utilisation(m, k, lam, alpha_max) <= limit]
+    return max(fitting, key=lambda c: (inferences_per_prompt(*c), -c[0]), default=None)

@@ -63,9 +63,10 @@ def submit(prompt: str, layers: int | None, proposers: int | None, policy: str, 
 
     with SubmitClient(broker, device, credentials) as client:
         answer = client.submit(prompt, layers, proposers, policy, timeout_s=timeout_s, on_progress=show)
-    if not quiet:
-        for note in answer.notes:
+    for note in answer.notes:  # admission decisions change what ran: shown even with --quiet
+        if not quiet or note.startswith("admission"):
             click.echo(f"note: {note}", err=True)
+    if not quiet:
         degraded = ", degraded" if answer.degraded else ""
         click.echo(f"done in {answer.latency_s:.1f} s: {len(answer.inferences)} inferences{degraded}", err=True)
     if as_json:

@@ -9,14 +9,14 @@ from edge_agent.errors import ConfigError
 
 
 @click.command()
-@click.option("--layers", "-M", type=click.IntRange(0, 8), default=1, show_default=True,
-              help="MoA layers M for prompts asked from the TUI.")
-@click.option("--proposers", "-k", type=click.IntRange(0, 64), default=2, show_default=True,
-              help="Peers per layer k for prompts asked from the TUI.")
+@click.option("--layers", "-M", type=click.IntRange(0, 8), default=None,
+              help="MoA layers M for prompts asked from the TUI (default: the device's setting).")
+@click.option("--proposers", "-k", type=click.IntRange(0, 64), default=None,
+              help="Peers per layer k for prompts asked from the TUI (default: the device's setting).")
 @click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
               help="Seconds to wait for the answer to a prompt asked from the TUI.")
 @broker_options
-def tui(layers: int, proposers: int, timeout_s: float, **kwargs: Any) -> None:
+def tui(layers: int | None, proposers: int | None, timeout_s: float, **kwargs: Any) -> None:
     """Watch the mesh live: every device's queue, each job's progress, stability and health.
 
     Keys: / ask the mesh, m and k change M and k, c clears finished jobs, q quits.

@@ -32,8 +32,7 @@ TEMPLATE = (
     "Which answer is better? Reply with the single letter A or B and nothing else."
 )
 _PREFIXED = re.compile(r"\b(?:answer|output|response|option)\s*[\(\[]?([AB])(?![A-Za-z])", re.IGNORECASE)
-_LEADING = re.compile(r"^[\s*\"'`(\[]*(?:(?:answer|output|response|option)\s*)?[\(\[]?([AB])(?![A-Za-z])",
-                      re.IGNORECASE)
+_BARE = re.compile(r"^[\s*\"'`(\[]*([AB])(?:[*\"'`)\]]*\s*$|[*\"'`)\]]*[.:,;!)\n])")
 _STATED = re.compile(r"(?<![A-Za-z])([AB]) is (?:the )?better")
 
 
@@ -52,9 +51,9 @@ class WinRate:
 
 def parse_choice(text: str) -> str | None:
     """'A' or 'B' from a judge's reply, or None when the reply names neither (or both)."""
-    leading = _LEADING.match(text)
-    if leading and (leading.group(1).isupper() or text.strip().lower().startswith(("answer", "output"))):
-        return leading.group(1).upper()
+    bare = _BARE.match(text)
+    if bare:  # the letter alone, as asked: "B", "**A**", "A." or "A: because..."
+        return bare.group(1)
     found = {m.upper() for m in _PREFIXED.findall(text)} | set(_STATED.findall(text))
     return found.pop() if len(found) == 1 else None
 

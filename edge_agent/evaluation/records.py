@@ -87,8 +87,13 @@ class RecordLog:
 
     def append(self, job: JobRecord, inferences: list[InferenceRecord]) -> None:
         text = "".join(_line("inference", i) + "\n" for i in inferences) + _line("job", job) + "\n"
-        with self._lock, self.path.open("a", encoding="utf-8") as fh:
-            fh.write(text)
+        with self._lock, self.path.open("ab+") as fh:
+            end = fh.seek(0, os.SEEK_END)
+            if end > 0:
+                fh.seek(end - 1)
+                if fh.read(1) != b"\n":  # a line torn by a crash: start after it
+                    text = "\n" + text
+            fh.write(text.encode("utf-8"))
             fh.flush()
             os.fsync(fh.fileno())
 

@@ -9,6 +9,8 @@ from pathlib import Path
 from textual.app import App, ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
+from textual.css.query import NoMatches
+from textual.widget import Widget
 from textual.widgets import Footer, Header, Input
 
 from edge_agent.client import SubmitClient, new_job_id
@@ -42,18 +44,21 @@ class MeshApp(App[None]):
     TICK_S = 1.0
     """...and at least this often, for ages and elapsed times."""
 
-    def __init__(self, broker: BrokerAddress, credentials: Credentials = Credentials(), layers: int = 1,
-                 proposers: int = 2, *, clock: Clock = time.time, live: bool = True,
-                 submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0) -> None:
+    def __init__(self, broker: BrokerAddress, credentials: Credentials = Credentials(),
+                 layers: int | None = None, proposers: int | None = None, *, clock: Clock = time.time, live: bool = True,
+                 submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0,
+                 job_ids: Callable[[], str] = new_job_id) -> None:
         super().__init__()
         self.broker = broker
         self.moa_layers = layers
+        """M for prompts asked from here; None: the device's own default."""
         self.moa_proposers = proposers
         self.clock = clock
         self.state = MeshState()
         self.feed = MeshFeed(self, broker, credentials, clock) if live else None
         connect = submitter or (lambda: SubmitClient(broker, None, credentials))
         self.asker = Asker(self, connect, answer_timeout_s)
+        self.job_ids = job_ids
         self._drawn = (-1, 0.0)
         self._drawing = False
 
@@ -104,7 +109,7 @@ class MeshApp(App[None]):
         if not prompt:
             return
         event.input.clear()
-        job_id = new_job_id()
+        job_id = self.job_ids()
         self.state.mark_mine(job_id)
         self.query_one(AskPanel).pending(job_id, prompt)
         self.asker.ask(prompt, job_id, self.moa_layers, self.moa_proposers)
@@ -122,43 +127,72 @@ class MeshApp(App[None]):
         finally:
             self._drawing = False
 
+    @property
+    def drawn_revision(self) -> int:
+        """The state revision the views were last drawn from."""
+        return self._drawn[0]
+
     async def _draw(self) -> None:
         self._drawn = (self.state.revision, time.monotonic())
         now = self.clock()
         state = self.state
-        devices = state.device_list()
-        self.query_one(DevicesTable).show(devices, now)
-        self.query_one("#devices").border_subtitle = f"{state.online_count()} of {len(devices)} online"
-        jobs = state.jobs.ordered()
-        await self.query_one(JobsPanel).show(jobs, now)
-        running = state.jobs.active()
-        self.query_one("#jobs").border_title = f"Jobs  {running} running · {len(jobs) - running} recent"
-        self.query_one(StabilityPanel).show(state.figures())
-        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, state.identity)
-        link = "connected" if state.connected else (state.connection_detail or "connecting…")
-        self.sub_title = f"{state.identity or 'no agent yet'} @ {self.broker} · {link}"
+        try:
+            devices = state.device_list()
+            self.query_one(DevicesTable).show(devices, now)
+            _retitle(self.query_one("#devices"), subtitle=f"{state.online_count()} of {len(devices)} online")
+            self.query_one(StabilityPanel).show(state.figures())
+            self._show_config()
+            link = "connected" if state.connected else (state.connection_detail or "connecting…")
+            self.sub_title = f"{state.identity or 'no agent yet'} @ {self.broker} · {link}"
+            jobs = state.jobs.ordered()
+            running = state.jobs.active()
+            _retitle(self.query_one("#jobs"), title=f"Jobs  {running} running · {len(jobs) - running} recent")
+            await self.query_one(JobsPanel).show(jobs, now)
+        except NoMatches:  # the screen is closing under a last timer tick
+            return
 
     # -- actions ------------------------------------------------------------------------
     def action_ask(self) -> None:
         self.query_one("#prompt", Input).focus()
 
     def action_layers(self) -> None:
-        self.moa_layers = (self.moa_layers + 1) % 4
-        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, self.state.identity)
+        self.moa_layers = _cycle(self.moa_layers, 3)
+        self._show_config()
 
     def action_proposers(self) -> None:
-        self.moa_proposers = (self.moa_proposers + 1) % 5
-        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, self.state.identity)
+        self.moa_proposers = _cycle(self.moa_proposers, 4)
+        self._show_config()
+
+    def _show_config(self) -> None:
+        local = self.state.devices.get(self.state.identity)
+        defaults = (local.status.layers, local.status.proposers) if local is not None else None
+        self.query_one(AskPanel).set_config(self.moa_layers, self.moa_proposers, defaults, self.state.identity)
 
     async def action_clear_finished(self) -> None:
         self.state.clear_finished()
         await self.refresh_views(force=True)
 
 
+def _retitle(widget: Widget, title: str | None = None, subtitle: str | None = None) -> None:
+    """Set border titles only when they change (each assignment repaints the border)."""
+    if title is not None and widget.border_title != title:
+        widget.border_title = title
+    if subtitle is not None and widget.border_subtitle != subtitle:
+        widget.border_subtitle = subtitle
+
+
+def _cycle(value: int | None, top: int) -> int | None:
+    """None (the device's default), 0, 1, ..., top, then None again."""
+    if value is None:
+        return 0
+    return None if value >= top else value + 1
+
+
 def make_app(broker: BrokerAddress | str = "127.0.0.1:1883", credentials: Credentials = Credentials(),
-             layers: int = 1, proposers: int = 2, *, clock: Clock = time.time, live: bool = True,
-             submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0) -> MeshApp:
+             layers: int | None = None, proposers: int | None = None, *, clock: Clock = time.time, live: bool = True,
+             submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0,
+             job_ids: Callable[[], str] = new_job_id) -> MeshApp:
     """The app the CLI runs; tests pass live=False and a frozen clock to inject state themselves."""
     address = broker if isinstance(broker, BrokerAddress) else BrokerAddress.parse(broker)
     return MeshApp(address, credentials, layers, proposers, clock=clock, live=live, submitter=submitter,
-                   answer_timeout_s=answer_timeout_s)
+                   answer_timeout_s=answer_timeout_s, job_ids=job_ids)

@@ -23,8 +23,8 @@ class Submitter(Protocol):
 
     device: str
 
-    def submit(self, prompt: str, layers: int, proposers: int, policy: str = "", job_id: str | None = None,
-               timeout_s: float = 300.0) -> Answer: ...
+    def submit(self, prompt: str, layers: int | None = None, proposers: int | None = None, policy: str = "",
+               job_id: str | None = None, timeout_s: float = 300.0) -> Answer: ...
 
     def close(self) -> None: ...
 
@@ -38,7 +38,7 @@ class Asker:
         self._lock = threading.Lock()
         self._closed = False
 
-    def ask(self, prompt: str, job_id: str, layers: int, proposers: int) -> None:
+    def ask(self, prompt: str, job_id: str, layers: int | None, proposers: int | None) -> None:
         """Submit in the background; an AnswerReceived or SubmitFailed follows."""
         thread = threading.Thread(target=self._run, args=(prompt, job_id, layers, proposers),
                                   name=f"tui-ask-{job_id[:8]}", daemon=True)
@@ -60,7 +60,7 @@ class Asker:
                 self._client = self.connect()
             return self._client
 
-    def _run(self, prompt: str, job_id: str, layers: int, proposers: int) -> None:
+    def _run(self, prompt: str, job_id: str, layers: int | None, proposers: int | None) -> None:
         try:
             answer = self._submitter().submit(prompt, layers, proposers, job_id=job_id, timeout_s=self.timeout_s)
         except EdgeAgentError as err:

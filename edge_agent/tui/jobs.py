@@ -42,6 +42,8 @@ class JobState:
     detail: str = ""
     mine: bool = False
     """Submitted from this TUI."""
+    from_start: bool = True
+    """False when first heard of mid-way: its elapsed time is then a lower bound."""
 
     def step(self, layer: int) -> LayerState:
         if layer not in self.steps:
@@ -81,7 +83,8 @@ class JobTracker:
             return None
         job = self.jobs.get(p.job_id)
         if job is None:
-            job = JobState(p.job_id, p.origin, p.layers, p.proposers, now, mine=p.job_id in self._mine)
+            job = JobState(p.job_id, p.origin, p.layers, p.proposers, now, mine=p.job_id in self._mine,
+                           from_start=p.event == "accepted")
             self.jobs[p.job_id] = job
         job.degraded = job.degraded or p.degraded
         if job.finished:

@@ -20,8 +20,10 @@ class StatusReceived(Message):
     """True for a retained status delivered on subscribe: it may be old."""
 
     def can_replace(self, message: Message) -> bool:
-        # Two queued heartbeats of one device in a row: only the newer matters.
-        return isinstance(message, StatusReceived) and message.status.device == self.status.device
+        # Two queued heartbeats of one device in a row: only the newer matters, unless the
+        # newer is the last will, which needs the older to know when the device was last seen.
+        return (isinstance(message, StatusReceived) and message.status.device == self.status.device
+                and message.status.online)
 
 
 @dataclass

@@ -17,7 +17,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge_agent.protocol import Status
-from edge_agent.stability_core import inferences_per_prompt
+from edge_agent.stability import inferences_per_prompt
 
 WARN = 0.8
 """rho at which the panel warns: queues grow fast as rho nears 1."""

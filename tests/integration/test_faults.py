@@ -6,10 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import sqlite3
+import subprocess
 import threading
 import time
 from pathlib import Path
 
+import pytest
 from meshutil import client_for, running_mesh
 
 from edge_agent import localmesh
@@ -71,6 +73,12 @@ def test_an_agent_killed_with_prompts_queued_finishes_each_once_after_restart(tm
             time.sleep(1.0)
             restarted = localmesh.start_agent(Path(origin.directory))
             localmesh.update_agent_pid(tmp_path, origin.device, restarted.pid)
+            try:
+                restarted.wait(timeout=3)
+                log = (Path(origin.directory) / "agent.log").read_text()[-1500:]
+                pytest.fail(f"the restarted agent exited: {log}")
+            except subprocess.TimeoutExpired:
+                pass  # still running, as it should
             for thread in threads:
                 thread.join(300)
         assert sorted(a.job_id for a in answers) == sorted(accepted), "every acknowledged prompt is answered"

@@ -137,7 +137,23 @@ def test_sweep_rows_and_csv(tmp_path) -> None:  # type: ignore[no-untyped-def]
     dict(devices=3, layers=1, proposers=1, alphas=(1.0, 0.0, 1.0)),
     dict(devices=3, layers=1, proposers=1, alphas=(1.0,) * 3, service="replay"),
     dict(devices=3, layers=1, proposers=1, alphas=(1.0,) * 3, policy="fastest"),
+    dict(devices=3, layers=1, proposers=1, alphas=(1.0,) * 3, arrivals=((1.0, 3),)),
+    dict(devices=3, layers=1, proposers=1, alphas=(1.0,) * 3, arrivals=((-1.0, 0),)),
 ])  # fmt: skip
 def test_bad_config_raises_config_error(fields: dict[str, object]) -> None:
     with pytest.raises(ConfigError):
         SimConfig(rate=0.1, **fields)  # type: ignore[arg-type]
+
+
+def test_a_recorded_arrival_trace_is_replayed_as_is() -> None:
+    # Three prompts, deterministic α = 1, k = n-1: every task's timing is known in advance.
+    trace = ((0.0, 0), (0.5, 1), (10.0, 2))
+    config = SimConfig(devices=2 + 1, layers=1, proposers=2, rate=0.1, alphas=(1.0,) * 3,
+                       service="deterministic", duration=20.0, warmup=0.0, arrivals=trace)
+    result = simulate(config)
+    assert result.completed == 3
+    # Prompt 0: layer 1 on all three boards [0, 1]; its aggregation joins board 0's queue at 1, behind
+    # prompt 1's layer-1 task that arrived at 0.5 (FCFS) -> [2, 3], 3.0 s. Prompt 1: layer 1 [1, 2],
+    # aggregation on board 1 [2, 3] -> 2.5 s. Prompt 2 finds the mesh idle -> 2.0 s.
+    assert result.mean_latency == pytest.approx((3.0 + 2.5 + 2.0) / 3)
+    assert simulate(replace(config, seed=9)) == result  # no randomness left with k = n-1

@@ -3,17 +3,22 @@ import math
 import pytest
 
 from edge_agent.errors import ConfigError
+from edge_agent.protocol import Status
 from edge_agent.stability import (
     PlanRow,
     default_configs,
     device_rho,
     inferences_per_prompt,
     lambda_star,
+    mesh_load,
+    mesh_rho,
     parse_alphas,
     plan,
     predicted_latency,
     recommend,
+    richest_fit,
     rho,
+    utilisation,
 )
 
 
@@ -100,3 +105,48 @@ def test_parse_alphas_accepts_repeats_and_commas() -> None:
         parse_alphas(["1", "fast"])
     with pytest.raises(ConfigError):
         parse_alphas(["-1"])
+
+
+def test_utilisation_is_rho_from_scalars() -> None:
+    assert utilisation(2, 2, 0.05, 2.0) == pytest.approx(rho(2, 2, 0.05, [1.0, 2.0]))
+
+
+def test_mesh_rho_mean_lambda_and_alpha_max_over_online_devices() -> None:
+    statuses = [
+        Status(device="a", online=True, alpha=1.0, lam=0.1),
+        Status(device="b", online=True, alpha=3.0, lam=0.0),  # an idle user still counts in the mean
+        Status(device="c", online=True, alpha=None, lam=0.2),  # λ counts, α unknown
+        Status(device="d", online=True, alpha=2.0, lam=None),  # α counts, λ unknown
+        Status(device="e", online=False, alpha=9.0, lam=5.0),  # offline: ignored
+    ]
+    load = mesh_load(statuses)
+    assert load is not None
+    assert (load.devices, load.lam, load.alpha_max, load.slowest) == (4, pytest.approx(0.1), 3.0, "b")
+    assert mesh_rho(statuses, 1, 1) == pytest.approx(3 * 0.1 * 3.0)
+    assert load.rho(2, 2) == pytest.approx(7 * 0.1 * 3.0)
+
+
+def test_mesh_rho_is_unknown_without_alpha_or_lambda() -> None:
+    assert mesh_rho([], 1, 1) is None
+    assert mesh_rho([Status(device="a", online=True, alpha=None, lam=0.3)], 1, 1) is None
+    assert mesh_rho([Status(device="a", online=True, alpha=1.0, lam=None)], 1, 1) is None
+    assert mesh_rho([Status(device="a", online=False, alpha=1.0, lam=0.3)], 1, 1) is None
+
+
+def test_richest_fit_most_inferences_then_fewest_layers() -> None:
+    # λ·α_max = 0.25: J ≤ 3 fits within 0.9; M=2,k=0 and M=1,k=1 both cost 3.
+    assert richest_fit(2, 2, 0.25, 1.0, 0.9) == (1, 1)
+    assert richest_fit(2, 0, 0.25, 1.0, 0.9) == (2, 0)
+    assert richest_fit(2, 2, 0.1, 1.0, 0.9) == (2, 2)
+    assert richest_fit(3, 2, 0.5, 1.0, 0.9) == (0, 0)
+    assert richest_fit(3, 2, 1.0, 1.0, 0.9) is None
+
+
+def test_stability_imports_nothing_heavy() -> None:
+    import subprocess
+    import sys
+
+    code = ("import sys, edge_agent.stability, edge_agent.estimates\n"
+            "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'matplotlib'))))")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == ""

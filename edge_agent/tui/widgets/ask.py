@@ -54,6 +54,7 @@ class AskPanel(Vertical):
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id)
         self.exchanges: dict[str, Exchange] = {}
+        self._config = ""
 
     def compose(self) -> ComposeResult:
         with Horizontal(id="ask-line"):
@@ -62,8 +63,20 @@ class AskPanel(Vertical):
         with VerticalScroll(id="answer-box"):
             yield Static("Answers to prompts sent from here appear here.", id="answer", classes="empty")
 
-    def set_config(self, layers: int, proposers: int, target: str) -> None:
-        self.query_one("#ask-config", Label).update(f"M={layers} k={proposers} → {target or '?'}")
+    def set_config(self, layers: int | None, proposers: int | None, defaults: tuple[int, int] | None,
+                   target: str) -> None:
+        """Show M and k for the next prompt; None means the target device's default."""
+        def value(name: str, chosen: int | None, default: int | None) -> str:
+            if chosen is not None:
+                return f"{name}={chosen}"
+            return f"{name}={'?' if default is None else default} (default)"
+
+        m = value("M", layers, defaults[0] if defaults else None)
+        k = value("k", proposers, defaults[1] if defaults else None)
+        text = f"{m} {k} → {target or '?'}"
+        if text != self._config:
+            self._config = text
+            self.query_one("#ask-config", Label).update(text)
 
     def pending(self, job_id: str, prompt: str) -> None:
         self.exchanges[job_id] = Exchange(job_id, prompt)

@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from rich.text import Text
 
 BLOCKS = "▁▂▃▄▅▆▇█"
-HISTORY_WIDTH = 16
+HISTORY_WIDTH = 12
 LEVEL_STYLE = {"ok": "green", "busy": "yellow", "warn": "bold red", "unstable": "bold white on red",
                "unknown": "dim"}
 _CURRENT = re.compile(r"^(propose|aggregate) (\S+) layer (\d+)$")

@@ -10,10 +10,10 @@ from edge_agent.tui.widgets import cells
 
 COLUMNS = (
     ("device", "device"), ("model", "model"), ("seen", "online"), ("state", "state"), ("queue", "queue"),
-    ("history", "queue history"), ("alpha", "α s"), ("tps", "tok/s"), ("cpu", "CPU %"),
+    ("history", "history"), ("alpha", "α s"), ("tps", "tok/s"), ("cpu", "CPU %"),
     ("memory", "mem %"), ("temperature", "temp °C"),
 )
-WIDTHS = {"seen": 16, "state": 22, "history": cells.HISTORY_WIDTH}
+WIDTHS = {"model": 20, "seen": 16, "state": 21, "history": cells.HISTORY_WIDTH}
 """Columns whose content changes length get a fixed width, so the table does not jitter."""
 
 

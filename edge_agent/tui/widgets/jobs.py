@@ -10,20 +10,25 @@ from textual.widgets import Label, ProgressBar, Static
 from edge_agent.tui.jobs import JobState, LayerState
 from edge_agent.tui.widgets import cells
 
+MAX_CARDS = 16
+"""Cards shown at most (newest first): each is a dozen widgets to lay out."""
 MARK = {"running": ("▶", "bold cyan"), "done": ("✓", "bold green"), "failed": ("✗", "bold red")}
 
 
 def headline(job: JobState, now: float) -> Text:
     mark, style = MARK.get(job.state, ("?", ""))
     text = Text.assemble((mark, style), " ", (job.job_id[:8], "bold"), f"  {job.origin}",
-                         (f"  M={job.layers} k={job.proposers}", "dim"))
+                         (f"  M={job.layers} k={job.proposers}", "dim"), no_wrap=True, overflow="ellipsis")
+    at_least = "" if job.from_start else "≥ "
     if job.state == "running":
         step = "final" if job.layer == job.layers + 1 else f"layer {job.layer}/{job.layers}"
-        text.append(f"  {step if job.layer else 'accepted'}  {cells.seconds(job.elapsed(now))}")
+        text.append(f"  {step if job.layer else 'accepted'}  {at_least}{cells.seconds(job.elapsed(now))}")
     elif job.state == "done":
         text.append(f"  latency {cells.seconds(job.elapsed(now))}", style="green")
-    else:
+    elif job.from_start:
         text.append(f"  failed after {cells.seconds(job.elapsed(now))}: {job.detail}", style="red")
+    else:
+        text.append(f"  failed: {job.detail}", style="red")
     if job.degraded:
         text.append("  DEGRADED", style="bold black on yellow")
     if job.mine:
@@ -39,6 +44,7 @@ class LayerBar(Horizontal):
         self.step_number = number
         self.final = final
         self._initial = (step, current)
+        self._shown: tuple[int, int, bool, bool] | None = None
 
     def compose(self) -> ComposeResult:
         yield Label(classes="layer-label")
@@ -48,9 +54,18 @@ class LayerBar(Horizontal):
         self.show(*self._initial)
 
     def show(self, step: LayerState, current: bool) -> None:
+        shown = (step.answers, step.expected, step.done, current)
+        if shown == self._shown:
+            return
+        self._shown = shown
         name = "agg" if self.final else f"L{self.step_number}"
-        self.query_one(Label).update(f"{name} {step.answers}/{step.expected}")
-        self.query_one(ProgressBar).update(total=step.expected, progress=step.answers)
+        label = self.query_one(Label)
+        if step.done and not step.answers:  # finished before we started listening
+            label.update(f"{name} ✓", layout=False)
+            self.query_one(ProgressBar).update(total=1, progress=1)
+        else:
+            label.update(f"{name} {step.answers}/{step.expected}", layout=False)
+            self.query_one(ProgressBar).update(total=step.expected, progress=step.answers)
         self.set_class(step.done, "-done")
         self.set_class(current and not step.done, "-current")
 
@@ -67,17 +82,21 @@ class JobCard(Container):
         super().__init__(classes="job")
         self.job_id = job.job_id
         self._initial = (job, now)
+        self._headline = headline(job, now)
 
     def compose(self) -> ComposeResult:
         job, now = self._initial
-        yield Static(headline(job, now), classes="job-head")
+        yield Static(self._headline, classes="job-head")
         with Container(classes="layers"):
             for n, step in job.progress():
                 yield LayerBar(n, n == job.layers + 1, step, _is_current(job, n))
         self._mark(job)
 
     def show(self, job: JobState, now: float) -> None:
-        self.query_one(".job-head", Static).update(headline(job, now))
+        head = headline(job, now)
+        if head != self._headline:
+            self._headline = head
+            self.query_one(".job-head", Static).update(head, layout=False)  # one line, always
         for bar, (n, step) in zip(self.query(LayerBar), job.progress()):
             bar.show(step, _is_current(job, n))
         self._mark(job)
@@ -106,6 +125,7 @@ class JobsPanel(VerticalScroll):
         yield Static("No job seen yet: submit one with /", classes="empty")
 
     async def show(self, jobs: list[JobState], now: float) -> None:
+        jobs = jobs[:MAX_CARDS]
         wanted = {job.job_id for job in jobs}
         for job_id in [j for j in self.cards if j not in wanted]:
             await self.cards.pop(job_id).remove()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from rich.console import Group, RenderableType
+from rich.console import Group
 from rich.table import Table
 from rich.text import Text
 from textual.app import ComposeResult
@@ -25,38 +25,54 @@ def summary(f: Figures) -> Text:
     return text
 
 
-def config_table(f: Figures) -> Table:
-    table = Table(box=None, padding=(0, 1), expand=True, header_style="bold dim")
-    for name in ("config", "J", "ρ", "λ* /s"):
-        table.add_column(name, justify="left" if name == "config" else "right")
-    for c in f.configs:
-        star = cells.number(c.lambda_star, 3)
-        table.add_row(f"M={c.layers} k={c.proposers}", str(c.inferences), cells.rho(c.rho, level(c.rho)), star)
-    return table
+Row = tuple[Text | str, ...]
+CONFIG_COLUMNS = ("config", "J", "ρ", "λ* /s")
+DEVICE_COLUMNS = ("device", "J", "λ /s", "α s", "ρ")
 
 
-def device_table(f: Figures) -> Table:
-    table = Table(box=None, padding=(0, 1), expand=True, header_style="bold dim")
-    for name in ("device", "J", "λ /s", "α s", "ρ"):
-        table.add_column(name, justify="left" if name == "device" else "right")
-    for d in f.devices:
-        table.add_row(d.device, str(d.inferences), cells.number(d.lam, 3), cells.number(d.alpha, 2),
-                      cells.rho(d.rho, level(d.rho)))
-    return table
+def config_rows(f: Figures) -> list[Row]:
+    return [(f"M={c.layers} k={c.proposers}", str(c.inferences), cells.rho(c.rho, level(c.rho)),
+             cells.number(c.lambda_star, 3)) for c in f.configs]
 
 
-def render_figures(f: Figures) -> RenderableType:
-    return Group(summary(f), Text(""), config_table(f), Text(""), device_table(f))
+def device_rows(f: Figures) -> list[Row]:
+    return [(d.device, str(d.inferences), cells.number(d.lam, 3), cells.number(d.alpha, 2),
+             cells.rho(d.rho, level(d.rho))) for d in f.devices]
+
+
+def table(columns: tuple[str, ...], rows: list[Row]) -> Table:
+    grid = Table(box=None, padding=(0, 1), expand=True, header_style="bold dim")
+    for n, name in enumerate(columns):
+        grid.add_column(name, justify="left" if n == 0 else "right")
+    for row in rows:
+        grid.add_row(*row)
+    return grid
+
+
+def _key(parts: list[Text | str]) -> tuple[str, ...]:
+    """What the panel would show, as text and style: redraw only when this changes."""
+    return tuple(f"{p.plain}|{p.style}|{p.spans}" if isinstance(p, Text) else p for p in parts)
 
 
 class StabilityPanel(VerticalScroll):
     """ρ = ((k+1)M+1)·λ·α_max, coloured green < 0.5 ≤ yellow < 0.8 ≤ red."""
 
+    def __init__(self, *, id: str | None = None) -> None:
+        super().__init__(id=id)
+        self._shown: tuple[str, ...] = ()
+
     def compose(self) -> ComposeResult:
         yield Static(id="figures")
 
     def show(self, f: Figures) -> None:
-        self.query_one("#figures", Static).update(render_figures(f))
+        head, configs, devices = summary(f), config_rows(f), device_rows(f)
+        key = _key([head, *(cell for row in configs + devices for cell in row), str(len(configs))])
+        if key == self._shown:
+            return
+        resized = len(key) != len(self._shown)
+        self._shown = key
+        body = Group(head, Text(""), table(CONFIG_COLUMNS, configs), Text(""), table(DEVICE_COLUMNS, devices))
+        self.query_one("#figures", Static).update(body, layout=resized)
         state = level(f.rho)
         for name in ("ok", "busy", "warn", "unstable"):
             self.set_class(state == name, f"-{name}")
