@@ -243,6 +243,7 @@ class SimSummary:
     mean_queue: float
     sd_queue: float
     growth: float  # tasks/s per device between the two halves of the window
+    sd_growth: float
     stable_share: float  # fraction of runs the simulator's verdict calls bounded
 
     def as_dict(self) -> dict[str, float]:
@@ -252,8 +253,11 @@ class SimSummary:
 def summarise(results: list[SimResult], window: float) -> SimSummary:
     queues = [r.mean_queue for r in results]
     growth = [(r.second_half_queue - r.first_half_queue) / (window / 2) for r in results]
-    return SimSummary(statistics.fmean(queues), statistics.stdev(queues) if len(queues) > 1 else 0.0,
-                      statistics.fmean(growth), sum(r.stable for r in results) / len(results))
+    def sd(values: list[float]) -> float:
+        return statistics.stdev(values) if len(values) > 1 else 0.0
+
+    return SimSummary(statistics.fmean(queues), sd(queues), statistics.fmean(growth), sd(growth),
+                      sum(r.stable for r in results) / len(results))
 
 
 def simulate_runs(base: SimConfig, reps: int) -> list[SimResult]:
@@ -362,8 +366,9 @@ def report(points: list[dict[str, Any]], args: argparse.Namespace, alpha_eff: tu
     for p in points:
         lines.append(
             f"| {p['ratio']} | {p['growth']:+.3f} | {p['first_half_queue']:.2f} → {p['second_half_queue']:.2f} "
-            f"| {'bounded' if p['bounded'] else 'grows'} | {p['sim']['growth']:+.3f} "
-            f"| {p['sim_eff']['growth']:+.3f} | {p['trace_eff']['growth']:+.3f} |"
+            f"| {'bounded' if p['bounded'] else 'grows'} | {p['sim']['growth']:+.3f} ± {p['sim']['sd_growth']:.3f} "
+            f"| {p['sim_eff']['growth']:+.3f} ± {p['sim_eff']['sd_growth']:.3f} "
+            f"| {p['trace_eff']['growth']:+.3f} ± {p['trace_eff']['sd_growth']:.3f} |"
         )
     lines += ["", f"Long runs of the simulator ({args.steady_duration:.0f} s): " + "; ".join(
         f"λ/λ*={p['ratio']}: {'queue' if p['ratio'] < 1 else 'growth'} {p['steady']:.3g} at α, "
@@ -497,7 +502,7 @@ def main(argv: list[str] | None = None) -> int:
             for name, steps in p["series"]["devices"].items():
                 writer.writerows([p["ratio"], name, round(t, 3), q] for t, q in steps)
     body = {"args": vars(args), "alpha_eff": alpha_eff_t,
-            "points": [{k: v for k, v in p.items() if k not in ("series", "trace")} for p in points]}
+            "points": [{k: v for k, v in p.items() if k != "series"} for p in points]}
     (out / "results.json").write_text(json.dumps(body, indent=2))
     print(f"wrote {out / 'results.json'}, {out / 'samples.csv'} and {png}")
     return 0

@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any
 
 from textual import events
+from textual.widgets.data_table import CellDoesNotExist
 
 from edge_agent import topics
 from edge_agent.mesh import BrokerAddress, MeshClient
@@ -83,7 +84,7 @@ class Publisher(threading.Thread):
         period = 1.0 / (RATE_HZ * len(DEVICES))
         start = time.monotonic()
         tick = 0
-        while (now := time.monotonic()) - start < self.seconds:
+        while time.monotonic() - start < self.seconds:
             device = DEVICES[tick % len(DEVICES)]
             queues[device] = max(0, queues[device] + self.rng.choice((-1, 0, 1)))
             seq = len(self.sent[device])
@@ -110,7 +111,7 @@ class Publisher(threading.Thread):
 def shown_sequence(table: DevicesTable, device: str) -> int | None:
     try:
         cell = table.get_cell(device, "state")
-    except Exception:  # row not added yet
+    except CellDoesNotExist:  # row not added yet
         return None
     parts = str(cell).split()
     return int(parts[1]) if len(parts) == 3 and parts[1].isdigit() else None

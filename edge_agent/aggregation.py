@@ -85,7 +85,7 @@ def build_messages(
     mark = counter.count(TRUNCATION_MARK)
     shares = fair_shares(lengths, n_ctx - fixed - mark * len(references))
     fitted: list[str] = []
-    for text, length, share in zip(references, lengths, shares):
+    for text, length, share in zip(references, lengths, shares, strict=True):
         fitted.append(text if share >= length else counter.truncate(text, share) + TRUNCATION_MARK)
     numbered = "\n\n".join(f"Answer {i}:\n{text}" for i, text in enumerate(fitted, start=1))
     return BuiltPrompt(

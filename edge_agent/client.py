@@ -50,7 +50,7 @@ class SubmitClient:
     def close(self) -> None:
         self._client.close()
 
-    def __enter__(self) -> "SubmitClient":
+    def __enter__(self) -> SubmitClient:
         return self
 
     def __exit__(self, *exc: object) -> None:

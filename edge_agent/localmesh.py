@@ -44,7 +44,9 @@ class VirtualDevice:
         return f"{self.host}:{self.port}"
 
 
-def plan(count: int, address_base: str = "127.0.1", port: int = 1883, prefix: str = "edge") -> list[tuple[str, str, int]]:
+def plan(
+    count: int, address_base: str = "127.0.1", port: int = 1883, prefix: str = "edge"
+) -> list[tuple[str, str, int]]:
     if not 1 <= count <= 64:
         raise MeshError("a local mesh has 1 to 64 devices")
     if not address_base.startswith("127."):

@@ -30,7 +30,7 @@ class BrokerAddress:
     port: int = 1883
 
     @classmethod
-    def parse(cls, text: str, default_port: int = 1883) -> "BrokerAddress":
+    def parse(cls, text: str, default_port: int = 1883) -> BrokerAddress:
         host, sep, port = text.rpartition(":")
         if not sep:
             return cls(text, default_port)

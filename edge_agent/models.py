@@ -43,7 +43,7 @@ class ModelCard:
     description: str = ""
 
     @classmethod
-    def from_dict(cls, data: dict[str, Any], where: str) -> "ModelCard":
+    def from_dict(cls, data: dict[str, Any], where: str) -> ModelCard:
         try:
             card = cls(**data)
         except TypeError as err:

@@ -179,7 +179,7 @@ KINDS: dict[str, type[Message]] = {
 M = TypeVar("M", bound=Message)
 
 
-def decode(payload: bytes, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
+def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
     """Parse and strictly validate one message of the expected kind."""
     if len(payload) > max_bytes:
         raise ProtocolError(f"message of {len(payload)} bytes exceeds the {max_bytes}-byte limit")

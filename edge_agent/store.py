@@ -342,7 +342,8 @@ class Store:
 def _job(row: sqlite3.Row) -> JobRow:
     return JobRow(
         job_id=row["job_id"], prompt=row["prompt"], layers=row["layers"], proposers=row["proposers"],
-        policy=row["policy"], reply_to=row["reply_to"], state=row["state"], layer=row["layer"], degraded=bool(row["degraded"]),
+        policy=row["policy"], reply_to=row["reply_to"], state=row["state"], layer=row["layer"],
+        degraded=bool(row["degraded"]),
         notes=json.loads(row["notes"]), answer=row["answer"], error=row["error"],
         created_at=row["created_at"], finished_at=row["finished_at"],
     )

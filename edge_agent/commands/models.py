@@ -33,7 +33,8 @@ def models() -> None:
 
 
 @models.command("list")
-@click.option("--models-dir", default="", help="Where model files live (default: EDGE_AGENT_MODELS_DIR or ~/.local/share).")
+@click.option("--models-dir", default="",
+              help="Where model files live (default: EDGE_AGENT_MODELS_DIR or ~/.local/share).")
 @click.option("--json", "as_json", is_flag=True)
 def list_models(models_dir: str, as_json: bool) -> None:
     """Every model card, and whether its file is here."""

@@ -45,4 +45,4 @@ def status(as_json: bool, wait_s: float, **kwargs: Any) -> None:
     table = [COLUMNS] + [tuple(_cell(r, c) for c in COLUMNS) for r in rows]
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
     for line in table:
-        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths)).rstrip())
+        click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())

@@ -13,7 +13,7 @@ from edge_agent.errors import ConfigError
               help="MoA layers M for prompts asked from the TUI (default: the device's setting).")
 @click.option("--proposers", "-k", type=click.IntRange(0, 64), default=None,
               help="Peers per layer k for prompts asked from the TUI (default: the device's setting).")
-@click.option("--timeout", "timeout_s", type=float, default=300.0, show_default=True,
+@click.option("--timeout", "timeout_s", type=click.FloatRange(min=1.0), default=300.0, show_default=True,
               help="Seconds to wait for the answer to a prompt asked from the TUI.")
 @broker_options
 def tui(layers: int | None, proposers: int | None, timeout_s: float, **kwargs: Any) -> None:

@@ -52,7 +52,7 @@ class LlamaEngine:
             request.max_tokens, self._counter,
         )
         out: Any = self._llm.create_chat_completion(
-            messages=built.messages,
+            messages=built.messages,  # type: ignore[arg-type]  # plain role/content dicts
             max_tokens=request.max_tokens,
             temperature=self.spec.temperature,
         )

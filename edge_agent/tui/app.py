@@ -5,9 +5,10 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import ClassVar
 
 from textual.app import App, ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal
 from textual.css.query import NoMatches
 from textual.widget import Widget
@@ -16,9 +17,14 @@ from textual.widgets import Footer, Header, Input
 from edge_agent.client import SubmitClient, new_job_id
 from edge_agent.mesh import BrokerAddress, Credentials
 from edge_agent.tui.asker import Asker, Submitter
-from edge_agent.tui.feed import MeshFeed
+from edge_agent.tui.feed import ANONYMOUS, MeshFeed
 from edge_agent.tui.messages import (
-    AnswerReceived, ConnectionChanged, IdentityReceived, ProgressReceived, StatusReceived, SubmitFailed,
+    AnswerReceived,
+    ConnectionChanged,
+    IdentityReceived,
+    ProgressReceived,
+    StatusReceived,
+    SubmitFailed,
 )
 from edge_agent.tui.state import MeshState
 from edge_agent.tui.widgets.ask import AskPanel
@@ -32,7 +38,7 @@ Clock = Callable[[], float]
 class MeshApp(App[None]):
     CSS_PATH = Path(__file__).with_name("app.tcss")
     TITLE = "dmoa-edge"
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("slash", "ask", "Ask"),
         Binding("m", "layers", "Layers M"),
         Binding("k", "proposers", "Proposers k"),
@@ -44,9 +50,9 @@ class MeshApp(App[None]):
     TICK_S = 1.0
     """...and at least this often, for ages and elapsed times."""
 
-    def __init__(self, broker: BrokerAddress, credentials: Credentials = Credentials(),
-                 layers: int | None = None, proposers: int | None = None, *, clock: Clock = time.time, live: bool = True,
-                 submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0,
+    def __init__(self, broker: BrokerAddress, credentials: Credentials = ANONYMOUS,
+                 layers: int | None = None, proposers: int | None = None, *, clock: Clock = time.time,
+                 live: bool = True, submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0,
                  job_ids: Callable[[], str] = new_job_id) -> None:
         super().__init__()
         self.broker = broker
@@ -188,7 +194,7 @@ def _cycle(value: int | None, top: int) -> int | None:
     return None if value >= top else value + 1
 
 
-def make_app(broker: BrokerAddress | str = "127.0.0.1:1883", credentials: Credentials = Credentials(),
+def make_app(broker: BrokerAddress | str = "127.0.0.1:1883", credentials: Credentials = ANONYMOUS,
              layers: int | None = None, proposers: int | None = None, *, clock: Clock = time.time, live: bool = True,
              submitter: Callable[[], Submitter] | None = None, answer_timeout_s: float = 300.0,
              job_ids: Callable[[], str] = new_job_id) -> MeshApp:

@@ -23,6 +23,9 @@ from edge_agent.protocol import Progress, Status, decode
 from edge_agent.statusread import observer_id
 from edge_agent.tui.messages import ConnectionChanged, IdentityReceived, ProgressReceived, StatusReceived
 
+ANONYMOUS = Credentials()
+"""No login, no TLS: a board's own broker on loopback."""
+
 
 class Target(Protocol):
     def post_message(self, message: Message) -> bool: ...
@@ -36,7 +39,7 @@ def probe(broker: BrokerAddress, credentials: Credentials, timeout_s: float = 5.
 
 
 class MeshFeed:
-    def __init__(self, target: Target, broker: BrokerAddress, credentials: Credentials = Credentials(),
+    def __init__(self, target: Target, broker: BrokerAddress, credentials: Credentials = ANONYMOUS,
                  clock: Callable[[], float] = time.time, retry_s: float = 2.0) -> None:
         self.target = target
         self.broker = broker
@@ -91,7 +94,7 @@ class MeshFeed:
         if not message.payload:  # a cleared retained status
             return
         try:
-            status = decode(message.payload, Status)
+            status = decode(bytes(message.payload), Status)
         except ProtocolError:
             self.rejected += 1
             return
@@ -102,7 +105,7 @@ class MeshFeed:
 
     def _on_progress(self, message: mqtt.MQTTMessage) -> None:
         try:
-            progress = decode(message.payload, Progress)
+            progress = decode(bytes(message.payload), Progress)
         except ProtocolError:
             self.rejected += 1
             return

@@ -7,8 +7,11 @@ rho = ((k+1)·M + 1) · lambda · alpha_max, stable while rho < 1. Inputs:
 - alpha_max: the largest `alpha` (mean inference seconds) among online devices;
 - (M, k): the configurations in use, i.e. each device's default (its status)
   and those of the jobs seen recently. Mesh-wide rho is that of the heaviest one.
-Per device, rho uses that device's user rate and its heaviest configuration:
-the mesh's utilisation if every user behaved like this one.
+Per device, rho uses that device's user rate, its heaviest configuration and
+alpha_max: the mesh's utilisation if every user behaved like this one. (The
+agents' own `rho` uses their own alpha instead; the panel shows the theorem's.)
+lambda and alpha_max come from edge_agent.stability.mesh_load, the same
+figures admission control uses.
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from edge_agent.protocol import Status
-from edge_agent.stability import inferences_per_prompt
+from edge_agent.stability import inferences_per_prompt, mesh_load, utilisation
 
 WARN = 0.8
 """rho at which the panel warns: queues grow fast as rho nears 1."""
@@ -70,31 +73,25 @@ class Figures:
 
 def figures(statuses: Iterable[Status], jobs: Iterable[tuple[str, int, int]]) -> Figures:
     """statuses: the latest of each device; jobs: (origin, M, k) of the jobs seen."""
+    statuses = list(statuses)
     online = sorted((s for s in statuses if s.online), key=lambda s: s.device)
-    rates = [s.lam for s in online if s.lam is not None]
-    lam_mean = sum(rates) / len(rates) if rates else None
-    timed = [s for s in online if s.alpha is not None and s.alpha > 0]
-    slowest = max(timed, key=lambda s: s.alpha or 0.0, default=None)
-    alpha_max = slowest.alpha if slowest is not None else None
+    load = mesh_load(statuses)
+    lam_mean = load.lam if load is not None else None
+    alpha_max = load.alpha_max if load is not None else None
 
     in_use: dict[str, set[tuple[int, int]]] = {s.device: {(s.layers, s.proposers)} for s in online}
     for origin, layers, proposers in jobs:
         in_use.setdefault(origin, set()).add((layers, proposers))
     every = sorted(set().union(*in_use.values())) if in_use else []
 
-    configs = []
-    for layers, proposers in every:
-        j = inferences_per_prompt(layers, proposers)
-        configs.append(ConfigFigure(layers, proposers, j, _rho(j, lam_mean, alpha_max),
-                                    1.0 / (j * alpha_max) if alpha_max else None))
+    configs = [
+        ConfigFigure(m, k, inferences_per_prompt(m, k), load.rho(m, k) if load else None,
+                     1.0 / (inferences_per_prompt(m, k) * load.alpha_max) if load else None)
+        for m, k in every
+    ]
     devices = []
     for s in online:
-        j = max(inferences_per_prompt(m, k) for m, k in in_use[s.device])
-        devices.append(DeviceFigure(s.device, j, s.lam, s.alpha, _rho(j, s.lam, alpha_max)))
-    return Figures(lam_mean, alpha_max, slowest.device if slowest else "", configs, devices)
-
-
-def _rho(inferences: int, lam: float | None, alpha_max: float | None) -> float | None:
-    if lam is None or alpha_max is None:
-        return None
-    return inferences * lam * alpha_max
+        heaviest = max(in_use[s.device], key=lambda c: inferences_per_prompt(*c))
+        rho = utilisation(*heaviest, s.lam, alpha_max) if s.lam is not None and alpha_max else None
+        devices.append(DeviceFigure(s.device, inferences_per_prompt(*heaviest), s.lam, s.alpha, rho))
+    return Figures(lam_mean, alpha_max, load.slowest if load else "", configs, devices)

@@ -40,15 +40,20 @@ def model_path() -> str:
         pytest.skip(f"{err} (make setup fetches it)")
 
 
-def _need_mosquitto() -> None:
+def _need_mosquitto(address_base: str, count: int) -> None:
     if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
         pytest.skip("mosquitto is not installed (make setup installs it)")
+    for i in range(1, count + 1):  # a broker left there would take our agents' connections
+        with socket.socket() as sock:
+            sock.settimeout(0.5)
+            if sock.connect_ex((f"{address_base}.{i}", 1883)) == 0:
+                pytest.fail(f"something already listens on {address_base}.{i}:1883; stop it first")
 
 
 @pytest.fixture(scope="module")
 def llama_mesh(tmp_path_factory, model_path):
     """Two devices answering with the real SmolLM2 through llama.cpp."""
-    _need_mosquitto()
+    _need_mosquitto("127.0.40", 2)
     directory = tmp_path_factory.mktemp("llama-mesh")
     settings = agent_settings(MODEL, "llama", 0, ("max_tokens=48",))
     devices = localmesh.up(2, directory, settings, address_base="127.0.40", port=1883, timeout_s=120)
@@ -61,7 +66,7 @@ def llama_mesh(tmp_path_factory, model_path):
 @pytest.fixture(scope="module")
 def fake_mesh(tmp_path_factory):
     """Three devices with the fake engine: fast, for concurrency and interruption."""
-    _need_mosquitto()
+    _need_mosquitto("127.0.41", 3)
     directory = tmp_path_factory.mktemp("fake-mesh")
     settings = agent_settings("fake", "fake", 0.2, ())
     devices = localmesh.up(3, directory, settings, address_base="127.0.41", port=1883, timeout_s=60)

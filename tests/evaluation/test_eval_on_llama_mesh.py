@@ -21,7 +21,7 @@ RATE = 0.3
 
 def run_eval(alpaca_file: Path, broker: str, out: Path, *extra: str):
     args = ["eval", str(alpaca_file), "--configs", ",".join(CONFIGS), "--rate", str(RATE), "--limit", "3",
-            "--seed", "1", "--broker", broker, "--out", str(out), "--timeout", "180", *extra]
+            "--seed", "1", "--broker", broker, "--out", str(out), "--timeout", "120", *extra]
     result = CliRunner().invoke(cli, args)
     assert result.exit_code == 0, result.output + repr(result.exception)
     return result

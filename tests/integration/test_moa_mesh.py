@@ -9,12 +9,11 @@ import time
 import paho.mqtt.client as mqtt
 import psutil
 import pytest
+from meshutil import client_for, running_mesh
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import topics
 from edge_agent.statusread import read_statuses
-
-from meshutil import client_for, running_mesh
 
 
 @pytest.fixture(scope="module")

@@ -58,11 +58,12 @@ async def wait_for(condition: Callable[[], Any], timeout_s: float, step_s: float
 
 
 def status(device: str, queue: int = 0, **fields: Any) -> Status:
-    base: dict[str, Any] = dict(
-        device=device, online=True, ts=FROZEN - 1, version="0.1.0", model="smollm2-135m-instruct-q4_1",
-        n_ctx=2048, queue=queue, alpha=2.0, tokens_per_s=11.5, lam=0.02, rho=0.16, layers=1, proposers=2,
-        policy="uniform", cpu=35.0, memory=41.0, temperature=52.3, peers=[],
-    )
+    base: dict[str, Any] = {
+        "device": device, "online": True, "ts": FROZEN - 1, "version": "0.1.0",
+        "model": "smollm2-135m-instruct-q4_1", "n_ctx": 2048, "queue": queue, "alpha": 2.0, "tokens_per_s": 11.5,
+        "lam": 0.02, "rho": 0.16, "layers": 1, "proposers": 2, "policy": "uniform", "cpu": 35.0, "memory": 41.0,
+        "temperature": 52.3, "peers": [],
+    }
     base.update(fields)
     return Status(**base)
 

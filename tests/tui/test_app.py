@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import os
 import signal
 import threading
@@ -18,8 +19,8 @@ from edge_agent.localmesh import VirtualDevice
 from edge_agent.mesh import BrokerAddress
 from edge_agent.protocol import Answer
 from edge_agent.statusread import read_statuses
-from edge_agent.tui.app import MeshApp, make_app
-from edge_agent.tui.messages import AnswerReceived, ConnectionChanged
+from edge_agent.tui.app import make_app
+from edge_agent.tui.messages import AnswerReceived, ConnectionChanged, ProgressReceived
 from edge_agent.tui.widgets.ask import AskPanel
 from edge_agent.tui.widgets.devices import DevicesTable
 from edge_agent.tui.widgets.jobs import JobsPanel
@@ -82,7 +83,7 @@ async def test_a_jobs_progress_advances_to_its_latency(mesh: list[VirtualDevice]
     app = make_app(mesh[0].broker)
     async with app.run_test(size=SIZE):
         await wait_for(lambda: app.state.online_count() == len(mesh), 10)
-        job_id, answers = new_job_id(), []
+        job_id, answers = new_job_id(), list[Answer]()
         worker = submit_in_background(mesh[1], [(job_id, 2, 2)], answers)
         panel = app.query_one(JobsPanel)
         seen: list[list[tuple[int, int]]] = []
@@ -94,8 +95,9 @@ async def test_a_jobs_progress_advances_to_its_latency(mesh: list[VirtualDevice]
                     seen.append(bars)
             await asyncio.sleep(0.05)
         assert len(seen) >= 3, seen
-        for before, after in zip(seen, seen[1:]):  # answers only ever go up
-            assert all(a >= b for (a, _), (b, _) in zip(after, before)), seen
+        for before, after in itertools.pairwise(seen):  # answers only ever go up
+            assert all(a >= b for (a, _), (b, _) in zip(after, before, strict=True)), seen
+        card = panel.cards[job_id]
         assert "latency" in str(card.query_one(".job-head").render())
         assert answers[0].ok and app.state.jobs.jobs[job_id].latency_s == answers[0].latency_s
 
@@ -153,8 +155,6 @@ async def test_keys_change_m_and_k_and_typing_never_triggers_them() -> None:
 async def test_clear_removes_finished_jobs_only() -> None:
     app = make_app("127.0.0.1:1883", live=False, clock=lambda: FROZEN)
     async with app.run_test(size=SIZE) as pilot:
-        from edge_agent.tui.messages import ProgressReceived
-
         app.post_message(ProgressReceived(progress("d1", "done", seconds=2.0), FROZEN))
         app.post_message(ProgressReceived(progress("r1", "accepted"), FROZEN))
         await pilot.pause()
@@ -180,4 +180,3 @@ def test_the_command_fails_in_one_line_when_the_broker_is_unreachable() -> None:
     result = CliRunner().invoke(cli, ["tui", "--broker", "127.0.20.250:1"])
     assert result.exit_code == 1
     assert "cannot reach broker 127.0.20.250:1" in result.output
-    assert isinstance(make_app("127.0.0.1:1883", live=False), MeshApp)

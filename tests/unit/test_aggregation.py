@@ -1,7 +1,10 @@
 import pytest
 
 from edge_agent.aggregation import (
-    TRUNCATION_MARK, WhitespaceCounter, build_messages, fair_shares,
+    TRUNCATION_MARK,
+    WhitespaceCounter,
+    build_messages,
+    fair_shares,
 )
 from edge_agent.errors import ModelError
 

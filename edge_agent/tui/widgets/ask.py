@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import ClassVar
 
 from rich.console import Group, RenderableType
 from rich.text import Text
 from textual.app import ComposeResult
-from textual.binding import Binding
+from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
@@ -18,7 +19,7 @@ KEEP = 3
 
 
 class PromptInput(Input):
-    BINDINGS = [
+    BINDINGS: ClassVar[list[BindingType]] = [
         Binding("enter", "submit", "Send"),
         Binding("escape", "leave", "Back"),
     ]
@@ -69,7 +70,7 @@ class AskPanel(Vertical):
         def value(name: str, chosen: int | None, default: int | None) -> str:
             if chosen is not None:
                 return f"{name}={chosen}"
-            return f"{name}={'?' if default is None else default} (default)"
+            return f"{name}=default" if default is None else f"{name}={default} (default)"
 
         m = value("M", layers, defaults[0] if defaults else None)
         k = value("k", proposers, defaults[1] if defaults else None)

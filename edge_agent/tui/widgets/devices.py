@@ -62,7 +62,7 @@ class DevicesTable(DataTable[Text | str]):
                 self.add_row(*values, key=name)
                 added = True
             else:
-                for (column, _), old, new in zip(COLUMNS, before, values):
+                for (column, _), old, new in zip(COLUMNS, before, values, strict=True):
                     if _signature(old) != _signature(new):
                         self.update_cell(name, column, new, update_width=column not in WIDTHS)
             self._shown[name] = values

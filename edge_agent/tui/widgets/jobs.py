@@ -81,11 +81,11 @@ class JobCard(Container):
     def __init__(self, job: JobState, now: float) -> None:
         super().__init__(classes="job")
         self.job_id = job.job_id
-        self._initial = (job, now)
+        self._initial = job
         self._headline = headline(job, now)
 
     def compose(self) -> ComposeResult:
-        job, now = self._initial
+        job = self._initial
         yield Static(self._headline, classes="job-head")
         with Container(classes="layers"):
             for n, step in job.progress():
@@ -97,7 +97,7 @@ class JobCard(Container):
         if head != self._headline:
             self._headline = head
             self.query_one(".job-head", Static).update(head, layout=False)  # one line, always
-        for bar, (n, step) in zip(self.query(LayerBar), job.progress()):
+        for bar, (n, step) in zip(self.query(LayerBar), job.progress(), strict=True):
             bar.show(step, _is_current(job, n))
         self._mark(job)
 

@@ -1,0 +1,127 @@
+"""The playbook without boards: syntax, lint, the example inventory, board detection and the
+preflight checks that stop a run before anything changes."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from .conftest import INVENTORY, ROOT, SITE, recap, run, tool
+
+pytestmark = [pytest.mark.ansible, pytest.mark.timeout(120)]
+
+HOST_VARIABLES = ("edge_device", "edge_mesh_address", "edge_model", "edge_threads")
+
+
+def test_site_playbook_passes_the_syntax_check():
+    result = run([tool("ansible-playbook"), "-i", str(INVENTORY), str(SITE), "--syntax-check"], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_yamllint_is_clean():
+    result = run([tool("yamllint"), "--strict", "playbooks", ".yamllint", ".ansible-lint"], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ansible_lint_production_profile_is_clean():
+    result = run([tool("ansible-lint"), "--offline", "--nocolor", "playbooks"], timeout=110)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Profile 'production' was required, and it passed" in result.stderr + result.stdout
+
+
+def test_example_inventory_has_the_board_groups_and_documents_each_host():
+    result = run([tool("ansible-inventory"), "-i", str(INVENTORY), "--list"], timeout=60)
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    assert set(inventory["edge"]["children"]) >= {"raspberry_pi", "jetson", "virtual"}
+    hosts = inventory["virtual"]["hosts"]
+    assert hosts == ["board-1", "board-2", "board-3"]
+    for host in hosts:
+        variables = inventory["_meta"]["hostvars"][host]
+        assert all(name in variables for name in HOST_VARIABLES), variables
+        assert variables["edge_mesh_address"].startswith("127.0.30.")
+    text = INVENTORY.read_text()
+    for name in HOST_VARIABLES:
+        assert f"#   {name}" in text, f"{name} is not documented in {INVENTORY.name}"
+
+
+PROBE = """
+- name: Detect the board class and choose llama.cpp's flags.
+  hosts: probe
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+    - name: Detect the board.
+      ansible.builtin.include_role:
+        name: common
+        tasks_from: detect
+    - name: Check what llama.cpp needs.
+      ansible.builtin.include_role:
+        name: llama_cpp
+        tasks_from: preflight
+        public: true
+    - name: Compare with what the fake board should be.
+      ansible.builtin.assert:
+        that:
+          - common_board == expect_board
+          - common_l4t_version == expect_l4t
+          - llama_cpp_cmake_args == expect_cmake_args
+        fail_msg: "{{ common_board }} {{ common_l4t_version }} {{ llama_cpp_cmake_args }}"
+"""
+
+
+def test_board_detection_tells_raspberry_pi_jetson_and_generic_apart(tmp_path: Path):
+    fake = {
+        "pi-model": "Raspberry Pi 5 Model B Rev 1.0\0",
+        "orin-model": "NVIDIA Jetson AGX Orin Developer Kit\0",
+        "orin-release": "# R36 (release), REVISION: 3.0, GCID: 36191598, BOARD: generic, EABI: aarch64, "
+                        "DATE: Mon May  6 17:34:21 UTC 2024\n",
+    }
+    for name, content in fake.items():
+        (tmp_path / name).write_text(content)
+    (tmp_path / "cuda" / "bin").mkdir(parents=True)
+    (tmp_path / "cuda" / "bin" / "nvcc").write_text("")
+    missing = tmp_path / "missing"
+    lines = [
+        f"pi common_device_tree_model_path={tmp_path}/pi-model common_tegra_release_path={missing} "
+        "expect_board=raspberry_pi expect_l4t='' expect_cmake_args=-DGGML_NATIVE=on",
+        f"orin common_device_tree_model_path={tmp_path}/orin-model common_tegra_release_path={tmp_path}/orin-release "
+        "expect_board=jetson expect_l4t=36.3.0 "
+        "expect_cmake_args='-DGGML_CUDA=on -DCMAKE_CUDA_ARCHITECTURES=87'",
+        f"pc common_device_tree_model_path={missing} common_tegra_release_path={missing} "
+        "expect_board=generic expect_l4t='' expect_cmake_args=-DGGML_NATIVE=on",
+    ]
+    (tmp_path / "hosts.ini").write_text(
+        "[probe]\n" + "\n".join(lines) + "\n\n[probe:vars]\nansible_connection=local\n"
+        "ansible_python_interpreter={{ ansible_playbook_python }}\n"
+        f"llama_cpp_cuda_home={tmp_path}/cuda\n")
+    (tmp_path / "probe.yml").write_text(PROBE)
+    result = run([tool("ansible-playbook"), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "probe.yml")],
+                 timeout=90)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {host: r["failed"] for host, r in recap(result.stdout).items()} == {"pi": 0, "orin": 0, "pc": 0}
+
+
+def test_duplicate_device_ids_stop_the_run_before_anything_changes(tmp_path: Path):
+    inventory = tmp_path / "inventory.ini"
+    inventory.write_text(INVENTORY.read_text().replace(
+        "board-2 edge_device=board-2", "board-2 edge_device=board-1"))
+    boards = tmp_path / "boards"
+    extra = json.dumps({"edge_boards_dir": str(boards), "edge_pki_dir": str(tmp_path / "pki")})
+    result = run([tool("ansible-playbook"), "-i", str(inventory), str(SITE), "-e", extra], timeout=90)
+    assert result.returncode != 0
+    assert "Device ids must be unique" in result.stdout
+    assert "board-2=board-1" in result.stdout
+    assert not boards.exists() and not (tmp_path / "pki").exists()
+    assert all(r["changed"] == 0 for r in recap(result.stdout).values())
+
+
+def test_every_role_has_the_expected_shape():
+    roles = ROOT / "playbooks" / "roles"
+    for role in ("common", "llama_cpp", "models", "mesh", "agent"):
+        for part in ("defaults/main.yml", "tasks/main.yml", "handlers/main.yml", "meta/main.yml",
+                     "meta/argument_specs.yml", "vars/main.yml"):
+            assert (roles / role / part).is_file(), f"{role}/{part}"
+        assert any((roles / role / "templates").iterdir()), f"{role} has no templates"
