@@ -36,6 +36,8 @@ class Summary:
     prompts: int
     answered: int
     failed: int
+    degraded: int
+    """Answered with fewer peers than k (too few live devices at the time)."""
     inferences: int
     mean_latency_s: float | None
     queue: QueueStats | None
@@ -80,6 +82,7 @@ def summarize(config: Config, prompts: list[Prompt], records: ConfigRecords, sam
         config=config.name, label=config.label, layers=config.layers, proposers=config.proposers,
         prompts=len(prompts), answered=len(finished),
         failed=sum(1 for i, j in latest.items() if i not in finished),
+        degraded=sum(1 for j in finished.values() if j.degraded),
         inferences=len(records.inferences),
         mean_latency_s=sum(latencies) / len(latencies) if latencies else None,
         queue=queue, sampled_queue=sampled_mean(samples, windows(records)), alpha_max=alpha_max, slowest_device=slowest,
@@ -115,13 +118,13 @@ def render_markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
         lines.append(f"| {s.label} | {_accuracy(s)} | {_num(s.mean_latency_s)} | "
                      f"{_num(s.queue.mean if s.queue else None)} | {s.rate:g} | {_num(s.rho, 3)} |")
     lines += ["", _accuracy_note(summaries, meta), "", "## Details", "",
-              "| Configuration | Answered | Failed | Inferences | α_max (s) | Slowest device | Window (s) | "
+              "| Configuration | Answered | Failed | Degraded | Inferences | α_max (s) | Slowest device | Window (s) | "
               "Measured λ (1/s) | Queue, waiting only | Queue, heartbeat samples |",
-              "|---|---|---|---|---|---|---|---|---|---|"]
+              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for s in summaries:
         q = s.queue
         lines.append(
-            f"| {s.label} | {s.answered}/{s.prompts} | {s.failed} | {s.inferences} | {_num(s.alpha_max)} | "
+            f"| {s.label} | {s.answered}/{s.prompts} | {s.failed} | {s.degraded} | {s.inferences} | {_num(s.alpha_max)} | "
             f"{s.slowest_device or '-'} | {_num(q.window_s if q else None, 1)} | {_num(s.measured_rate, 4)} | "
             f"{_num(q.waiting_mean if q else None)} | {_num(s.sampled_queue)} |")
     lines += [
@@ -132,6 +135,9 @@ def render_markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
         "running) per device over the run's window, averaged over all devices, reconstructed from every "
         "recorded inference (queue wait + inference time). *ρ* = ((k+1)·M+1)·λ·α_max with α_max the largest "
         "per-device mean inference time in the records; the queues are stable when ρ < 1 (Theorem 1). "
+        "*Failed* counts prompts whose latest attempt failed (no answer in time, an error, or admission "
+        "control running a lighter configuration): rerun the command to retry them. *Degraded* counts answers "
+        "made with fewer than k peers because fewer were live. "
         "*Queue, heartbeat samples* averages the queue depths the devices reported during the run: "
         "a cross-check that also sees work not submitted by this run.",
         "",

@@ -10,6 +10,7 @@ without a finished record.
 
 from __future__ import annotations
 
+import sys
 import threading
 import time
 import uuid
@@ -24,7 +25,7 @@ from edge_agent.evaluation.dataset import Prompt
 from edge_agent.evaluation.progress import ProgressBar
 from edge_agent.evaluation.queues import QueueSampler
 from edge_agent.evaluation.records import (
-    OUTPUTS, RECORDS, SAMPLES, InferenceRecord, JobRecord, RecordLog, append_jsonl, model_outputs, read_records,
+    OUTPUTS, RECORDS, SAMPLES, ConfigRecords, InferenceRecord, JobRecord, RecordLog, append_jsonl, model_outputs, read_records,
     write_json,
 )
 from edge_agent.mesh import BrokerAddress, Credentials
@@ -164,7 +165,21 @@ def run_config(session: MeshSession, config: Config, prompts: list[Prompt], out:
         if bar:
             bar.close()
         write_outputs(directory, prompts, settings, config)
+    if progress:
+        _explain_failures(read_records(directory / RECORDS), sid)
     return Outcome(config, len(plan), counts["ok"], counts["failed"])
+
+
+def _explain_failures(records: ConfigRecords, session: str) -> None:
+    """One line per distinct reason prompts of this session failed."""
+    reasons: dict[str, int] = {}
+    for job in records.jobs:
+        if job.session == session and not job.ok:
+            reasons[job.error] = reasons.get(job.error, 0) + 1
+    for reason, count in sorted(reasons.items(), key=lambda item: -item[1]):
+        sys.stderr.write(f"  {count} prompt(s) failed: {reason or 'no reason given'}\n")
+    if reasons:
+        sys.stderr.write("  rerun the same command to retry them\n")
 
 
 def _submit(client: SubmitClient, log: RecordLog, config: Config, prompt: Prompt, device: str, devices: int,
@@ -186,15 +201,20 @@ def _submit(client: SubmitClient, log: RecordLog, config: Config, prompt: Prompt
         for i in answer.inferences
     ]
     ok = answer is not None and answer.ok
+    if answer is not None and answer.ok and (answer.layers, answer.proposers) != (config.layers, config.proposers):
+        # Admission control ran something lighter: not this configuration's answer.
+        ok = False
+        error = (f"admission control ran M={answer.layers},k={answer.proposers} instead of {config.label}; "
+                 f"set `admission: accept` on every device for the paper's experiment")
     job = JobRecord(
         config=config.name, index=prompt.index, job_id=job_id, session=session, origin=device, devices=devices,
         ok=ok, submitted_at=round(submitted, 3), answered_at=round(answered, 3),
         latency_s=round(answered - submitted, 3),
         origin_latency_s=answer.latency_s if answer else 0.0,
-        layers=config.layers, proposers=config.proposers,
+        layers=answer.layers if answer else config.layers, proposers=answer.proposers if answer else config.proposers,
         degraded=bool(answer and answer.degraded), notes=list(answer.notes) if answer else [],
         error=error or (answer.error if answer else ""), inferences=len(inferences),
-        output=answer.answer if answer and answer.ok else "",
+        output=answer.answer if answer else "",
     )
     log.append(job, inferences)
     return ok

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import INVENTORY, ROOT, SITE, recap, run, tool
+from playbook_harness import INVENTORY, ROOT, SITE, recap, run, tool
 
 pytestmark = [pytest.mark.ansible, pytest.mark.timeout(120)]
 

@@ -55,7 +55,8 @@ def llama_mesh(tmp_path_factory, model_path):
     """Two devices answering with the real SmolLM2 through llama.cpp."""
     _need_mosquitto("127.0.40", 2)
     directory = tmp_path_factory.mktemp("llama-mesh")
-    settings = agent_settings(MODEL, "llama", 0, ("max_tokens=48",))
+    # admission=accept: the experiment runs each configuration as asked, whatever the load
+    settings = agent_settings(MODEL, "llama", 0, ("max_tokens=48", "admission=accept"))
     devices = localmesh.up(2, directory, settings, address_base="127.0.40", port=1883, timeout_s=120)
     try:
         yield devices
@@ -68,7 +69,7 @@ def fake_mesh(tmp_path_factory):
     """Three devices with the fake engine: fast, for concurrency and interruption."""
     _need_mosquitto("127.0.41", 3)
     directory = tmp_path_factory.mktemp("fake-mesh")
-    settings = agent_settings("fake", "fake", 0.2, ())
+    settings = agent_settings("fake", "fake", 0.2, ("admission=accept",))
     devices = localmesh.up(3, directory, settings, address_base="127.0.41", port=1883, timeout_s=60)
     try:
         yield devices

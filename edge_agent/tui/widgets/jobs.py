@@ -69,10 +69,12 @@ class LayerBar(Horizontal):
         self.set_class(step.done, "-done")
         self.set_class(current and not step.done, "-current")
 
-    def answers(self) -> tuple[int, int]:
-        """(answers in, expected) as the bar shows them."""
-        bar = self.query_one(ProgressBar)
-        return int(bar.progress), int(bar.total or 0)
+    def answers(self) -> tuple[int, int] | None:
+        """(answers in, expected) as the bar shows them; None before the bar is mounted."""
+        bars = self.query(ProgressBar)
+        if not bars:
+            return None
+        return int(bars.first().progress), int(bars.first().total or 0)
 
 
 class JobCard(Container):
