@@ -15,7 +15,7 @@ from edge_agent.evaluation.configs import DEFAULT_CONFIGS, Config, parse_list
 from edge_agent.evaluation.judge import JudgeClient, judge_outputs
 from edge_agent.evaluation.records import JUDGMENTS, RECORDS, SAMPLES, append_jsonl, read_jsonl, read_records
 from edge_agent.evaluation.report import REPORT_MD, Summary, require_matplotlib, summarize, write_report
-from edge_agent.evaluation.runner import MeshSession, RunSettings, run_config
+from edge_agent.evaluation.runner import MeshSession, RunSettings, check_mesh, pending_prompts, run_config
 
 MANIFEST = "run.json"
 FIXED = ("prompts_sha256", "rate", "seed", "sample", "generator")
@@ -118,6 +118,9 @@ def evaluate(prompts_file: str | None, hf: bool, configs: str, rate: float, limi
     settings = RunSettings(rate=rate, seed=seed, timeout_s=timeout_s, policy=policy, generator=generator)
     session = MeshSession(broker, credentials)
     try:
+        to_run = [c for c in chosen if pending_prompts(out_dir, c, prompts)]
+        if to_run:
+            check_mesh(session, to_run)
         for config in chosen:
             outcome = run_config(session, config, prompts, out_dir, settings, progress=not quiet)
             if not quiet and outcome.submitted == 0:
@@ -149,4 +152,4 @@ def evaluate(prompts_file: str | None, hf: bool, configs: str, rate: float, limi
     click.echo((out_dir / REPORT_MD).read_text().split("\n\n## Details")[0])
 
 
-eval = evaluate  # noqa: A001 - the command's registered name
+eval = evaluate  # the name the CLI registers

@@ -124,9 +124,9 @@ def render_markdown(summaries: list[Summary], meta: dict[str, Any]) -> str:
     for s in summaries:
         q = s.queue
         lines.append(
-            f"| {s.label} | {s.answered}/{s.prompts} | {s.failed} | {s.degraded} | {s.inferences} | {_num(s.alpha_max)} | "
-            f"{s.slowest_device or '-'} | {_num(q.window_s if q else None, 1)} | {_num(s.measured_rate, 4)} | "
-            f"{_num(q.waiting_mean if q else None)} | {_num(s.sampled_queue)} |")
+            f"| {s.label} | {s.answered}/{s.prompts} | {s.failed} | {s.degraded} | {s.inferences} | "
+            f"{_num(s.alpha_max)} | {s.slowest_device or '-'} | {_num(q.window_s if q else None, 1)} | "
+            f"{_num(s.measured_rate, 4)} | {_num(q.waiting_mean if q else None)} | {_num(s.sampled_queue)} |")
     lines += [
         "",
         "Columns: *Accuracy* is the win rate against the reference outputs as judged pairwise (a split verdict "

@@ -25,7 +25,16 @@ from edge_agent.evaluation.dataset import Prompt
 from edge_agent.evaluation.progress import ProgressBar
 from edge_agent.evaluation.queues import QueueSampler
 from edge_agent.evaluation.records import (
-    OUTPUTS, RECORDS, SAMPLES, ConfigRecords, InferenceRecord, JobRecord, RecordLog, append_jsonl, model_outputs, read_records,
+    OUTPUTS,
+    RECORDS,
+    SAMPLES,
+    ConfigRecords,
+    InferenceRecord,
+    JobRecord,
+    RecordLog,
+    append_jsonl,
+    model_outputs,
+    read_records,
     write_json,
 )
 from edge_agent.mesh import BrokerAddress, Credentials
@@ -68,6 +77,10 @@ class MeshSession:
 
     @property
     def client(self) -> SubmitClient:
+        return self.open()
+
+    def open(self) -> SubmitClient:
+        """Connect (once) and read which devices are online."""
         if self._client is None:
             statuses = read_statuses(self.broker.host, self.broker.port, wait_s=1.5, credentials=self.credentials)
             self.devices = sorted(s["device"] for s in statuses if s.get("online"))
@@ -106,21 +119,33 @@ def write_outputs(directory: Path, prompts: list[Prompt], settings: RunSettings,
     return len(rows)
 
 
+def pending_prompts(out: Path, config: Config, prompts: list[Prompt]) -> list[Prompt]:
+    finished = read_records(out / config.name / RECORDS).finished()
+    return [p for p in prompts if p.index not in finished]
+
+
+def check_mesh(session: MeshSession, configs: list[Config]) -> None:
+    """Refuse, before any work, configurations with more proposers than the mesh has devices."""
+    session.open()
+    devices = session.devices
+    too_big = [c.name for c in configs if c.proposers > len(devices) - 1]
+    if too_big:
+        raise ConfigError(f"{', '.join(too_big)} need(s) more devices than the {len(devices)} online "
+                          f"({', '.join(devices)}): k can be at most n - 1 = {len(devices) - 1}")
+
+
 def run_config(session: MeshSession, config: Config, prompts: list[Prompt], out: Path,
                settings: RunSettings, progress: bool = True) -> Outcome:
     """Run the prompts of one configuration that have no finished record yet."""
     directory = out / config.name
-    records = read_records(directory / RECORDS)
-    finished = records.finished()
+    finished = read_records(directory / RECORDS).finished()
     pending = {p.index: p for p in prompts if p.index not in finished}
     if not pending:
         write_outputs(directory, prompts, settings, config)
         return Outcome(config, 0, 0, 0)
+    check_mesh(session, [config])
     client = session.client
     devices = session.devices
-    if config.proposers > len(devices) - 1:
-        raise ConfigError(f"{config.name} needs k + 1 = {config.proposers + 1} devices; "
-                          f"the mesh has {len(devices)} online ({', '.join(devices)})")
     schedule = arrivals.schedule([p.index for p in prompts], len(devices), settings.rate, settings.seed)
     plan = [a for a in schedule if a.index in pending]
     times = arrivals.offsets(plan)
@@ -147,7 +172,7 @@ def run_config(session: MeshSession, config: Config, prompts: list[Prompt], out:
     threads: list[threading.Thread] = []
     start = time.monotonic()
     try:
-        for arrival, at in zip(plan, times):
+        for arrival, at in zip(plan, times, strict=True):
             delay = start + at - time.monotonic()
             if delay > 0:
                 time.sleep(delay)

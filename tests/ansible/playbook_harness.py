@@ -102,6 +102,8 @@ class VirtualMesh:
 
     def teardown(self) -> list[str]:
         """Stop every board's processes: the playbook's teardown first, then by pid file."""
+        if not any(alive(pid) for pid in self.pids().values()):
+            return []
         try:
             self.playbook("--tags", "teardown", timeout=90)
         except subprocess.TimeoutExpired:

@@ -15,7 +15,7 @@ import uuid
 import paho.mqtt.client as mqtt
 import pytest
 from paho.mqtt.enums import CallbackAPIVersion
-from playbook_harness import ADDRESSES, DEVICES, TLS_PORT, VirtualMesh, alive, recap, run, tool
+from playbook_harness import ADDRESSES, DEVICES, TLS_PORT, VirtualMesh, alive, recap, run, stop, tool
 
 pytestmark = [pytest.mark.ansible, pytest.mark.integration, pytest.mark.timeout(300)]
 
@@ -50,7 +50,10 @@ def test_the_mesh_answers_edge_agent_submit(first_run, virtual_mesh):
     answer = json.loads(result.stdout)
     assert answer["ok"] and answer["answer"].strip()
     assert answer["origin"] == "board-2"
-    assert {i["device"] for i in answer["inferences"]} == set(DEVICES)
+    # Admission control may run a smaller k than asked on a loaded machine; the answer says what ran.
+    devices = {i["device"] for i in answer["inferences"]}
+    assert answer["layers"] == 1 and answer["proposers"] >= 1
+    assert len(devices) == answer["proposers"] + 1 and devices <= set(DEVICES)
 
 
 def test_secrets_stay_where_they_belong(first_run, virtual_mesh):
@@ -97,6 +100,8 @@ class Peer:
             self.client.tls_set(ca_certs=ca, certfile=cert or None, keyfile=key or None,
                                 tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.client.on_connect = self._on_connect
+        self.client.on_connect_fail = lambda c, u: self._refuse("connection failed")
+        self.client.on_disconnect = lambda c, u, f, reason, p: self._refuse(f"disconnected: {reason}")
         self.client.on_message = lambda c, u, m: self.received.append((m.topic, m.payload))
         self.client.connect(host, port, keepalive=10)
         self.client.loop_start()
@@ -105,6 +110,11 @@ class Peer:
         if reason.is_failure:
             self.refused = str(reason)
         self.connected.set()
+
+    def _refuse(self, why: str) -> None:
+        if not self.connected.is_set():
+            self.refused = why
+            self.connected.set()
 
     def wait_connected(self, timeout_s: float = 10.0) -> bool:
         return self.connected.wait(timeout_s) and self.refused is None
@@ -190,6 +200,16 @@ def test_a_changed_agent_setting_restarts_the_agent_and_nothing_else(first_run, 
         assert after[f"{device}/edge-agent"] != before[f"{device}/edge-agent"]
         assert alive(after[f"{device}/edge-agent"])
         assert "max_tokens: 40" in (virtual_mesh.board(device) / "etc/edge-agent/agent.yaml").read_text()
+
+
+def test_the_health_check_names_the_board_and_what_is_wrong(first_run, virtual_mesh):
+    stop(virtual_mesh.pids()["board-3/edge-agent"])
+    result = virtual_mesh.playbook("--tags", "health", agent_health_timeout_s=4)
+    assert result.returncode != 0
+    output = " ".join(result.stdout.split())  # the YAML callback wraps long messages
+    for device in ("board-1", "board-2"):
+        assert f"Board {device} ({device}): board-3 is not online on its broker" in output, output[-4000:]
+    assert "Board board-1 (board-1): board-2 does not see board-3" in output
 
 
 def test_teardown_stops_every_process(first_run, virtual_mesh):

@@ -52,11 +52,11 @@ def _need_mosquitto(address_base: str, count: int) -> None:
 
 @pytest.fixture(scope="module")
 def llama_mesh(tmp_path_factory, model_path):
-    """Two devices answering with the real SmolLM2 through llama.cpp."""
+    """Two devices answering with the real SmolLM2 through llama.cpp (short answers)."""
     _need_mosquitto("127.0.40", 2)
     directory = tmp_path_factory.mktemp("llama-mesh")
     # admission=accept: the experiment runs each configuration as asked, whatever the load
-    settings = agent_settings(MODEL, "llama", 0, ("max_tokens=48", "admission=accept"))
+    settings = agent_settings(MODEL, "llama", 0, ("max_tokens=32", "admission=accept"))
     devices = localmesh.up(2, directory, settings, address_base="127.0.40", port=1883, timeout_s=120)
     try:
         yield devices

@@ -62,3 +62,11 @@ def test_the_eval_command_loads_no_plotting_model_or_dataset_library():
             "('matplotlib', 'llama_cpp', 'textual', 'datasets'))))\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+def test_hf_without_the_datasets_library_says_what_to_install(monkeypatch):
+    from edge_agent.evaluation.dataset import load_hf
+
+    monkeypatch.setitem(sys.modules, "datasets", None)  # makes `import datasets` fail
+    with pytest.raises(ConfigError, match="pip install datasets"):
+        load_hf()

@@ -5,7 +5,13 @@ import math
 import pytest
 
 from edge_agent.evaluation.judge import (
-    JudgeClient, clip, judge_outputs, ours_first, parse_choice, preference_from_logprobs, win_rate,
+    JudgeClient,
+    clip,
+    judge_outputs,
+    ours_first,
+    parse_choice,
+    preference_from_logprobs,
+    win_rate,
 )
 
 

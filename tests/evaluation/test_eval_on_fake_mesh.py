@@ -10,7 +10,6 @@ import subprocess
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 
 import pytest
 
@@ -69,3 +68,16 @@ def test_an_interrupted_run_resumes_where_it_stopped(fake_mesh, tmp_path):
     assert len(json.loads((out / "M1k2" / "model_outputs.json").read_text())) == 8
     assert "| M=1, k=2 |" in (out / "report.md").read_text()
     assert not (out / "report.png").exists()
+
+
+def test_a_configuration_larger_than_the_mesh_is_refused_before_any_work(fake_mesh, tmp_path):
+    prompts = tmp_path / "prompts.json"
+    prompts.write_text(json.dumps([{"instruction": "Hello?", "dataset": "t"}]))
+    out = tmp_path / "run"
+    result = subprocess.run(
+        [sys.executable, "-m", "edge_agent", "eval", str(prompts), "--configs", "M0k0,M1k3", "--rate", "1",
+         "--broker", fake_mesh[0].broker, "--out", str(out), "--no-plot"],
+        capture_output=True, text=True, timeout=60)
+    assert result.returncode == 1
+    assert "M1k3 need(s) more devices than the 3 online" in result.stderr
+    assert not (out / "M0k0" / "records.jsonl").exists()

@@ -71,19 +71,20 @@ def test_outputs_records_and_report_agree(first_run, alpaca_file, llama_mesh):
             if layers:
                 assert len({i["device"] for i in mine if i["layer"] == 1}) == proposers + 1
         # the report's figures, recomputed from records.jsonl alone
-        latency = statistics.fmean(j["answered_at"] - j["submitted_at"] for j in jobs)
+        latency = statistics.fmean(j["latency_s"] for j in jobs)
+        assert all(j["latency_s"] == pytest.approx(j["answered_at"] - j["submitted_at"], abs=0.002) for j in jobs)
         window = max(j["answered_at"] for j in jobs) - min(j["submitted_at"] for j in jobs)
         queue = sum(i["queue_wait_s"] + i["seconds"] for i in inferences) / (2 * window)
         alphas = {}
         for i in inferences:
             alphas.setdefault(i["device"], []).append(i["seconds"])
         alpha_max = max(statistics.fmean(v) for v in alphas.values())
-        assert entry["mean_latency_s"] == pytest.approx(latency, abs=0.002)
+        assert entry["mean_latency_s"] == pytest.approx(latency)
         assert entry["queue_size"] == pytest.approx(queue, rel=1e-3)
         assert entry["rho"] == pytest.approx(((proposers + 1) * layers + 1) * RATE * alpha_max)
         assert entry["answered"] == 3 and entry["failed"] == 0 and entry["accuracy"] is None
-        assert (f"| M={layers}, k={proposers} | not measured | {latency:.2f} | {queue:.2f} | {RATE:g} | "
-                f"{entry['rho']:.3f} |") in table
+        assert (f"| M={layers}, k={proposers} | not measured | {entry['mean_latency_s']:.2f} | "
+                f"{entry['queue_size']:.2f} | {RATE:g} | {entry['rho']:.3f} |") in table
     assert "Accuracy was not measured" in table and "alpaca_eval --model_outputs" in table
     assert "3/3 done" in result.stderr  # the progress bar
 
@@ -118,14 +119,18 @@ def test_resume_reruns_only_missing_prompts(first_run, alpaca_file, llama_mesh, 
 def test_judge_through_an_openai_compatible_server(first_run, alpaca_file, judge_server, tmp_path):
     out = tmp_path / "run"
     shutil.copytree(first_run[0], out)
-    records_before = {name: (out / name / "records.jsonl").read_bytes() for name in CONFIGS}
-    # Every prompt is answered already: no mesh is needed, only the judge.
-    run_eval(alpaca_file, "127.0.0.1:9", out, "--judge-url", judge_server, "--judge-max-chars", "500")
+    records_before = (out / "M1k1" / "records.jsonl").read_bytes()
+    # Every prompt is answered already: no mesh is needed, only the judge (of one configuration).
+    result = CliRunner().invoke(cli, [
+        "eval", str(alpaca_file), "--configs", "M1k1", "--rate", str(RATE), "--limit", "3", "--seed", "1",
+        "--broker", "127.0.0.1:9", "--out", str(out), "--judge-url", judge_server, "--judge-max-chars", "400"])
+    assert result.exit_code == 0, result.output + repr(result.exception)
     report = json.loads((out / "report.json").read_text())
     table = (out / "report.md").read_text()
+    assert [entry["config"] for entry in report["configurations"]] == ["M1k1"]
     for entry in report["configurations"]:
         name = entry["config"]
-        assert (out / name / "records.jsonl").read_bytes() == records_before[name]
+        assert (out / name / "records.jsonl").read_bytes() == records_before
         judgments = lines(out / name / "judgments.jsonl")
         assert sorted(j["index"] for j in judgments) == [0, 1, 2]
         assert all(j["method"] in ("logprobs", "text", "unparsed") and j["error"] == "" for j in judgments)

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
+from edge_agent.errors import ConfigError
 from edge_agent.evaluation.configs import Config, parse, parse_list
 from edge_agent.evaluation.dataset import Prompt
 from edge_agent.evaluation.queues import sampled_mean, time_average_queue
 from edge_agent.evaluation.records import InferenceRecord, JobRecord, RecordLog, read_records
 from edge_agent.evaluation.report import render_markdown, summarize, write_report
-from edge_agent.errors import ConfigError
 
 PROMPTS = [Prompt(i, f"instruction {i}", "set") for i in range(3)]
 

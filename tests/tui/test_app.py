@@ -95,8 +95,9 @@ async def test_a_jobs_progress_advances_to_its_latency(mesh: list[VirtualDevice]
                     seen.append(bars)
             await asyncio.sleep(0.05)
         assert len(seen) >= 3, seen
-        for before, after in itertools.pairwise(seen):  # answers only ever go up
-            assert all(a >= b for (a, _), (b, _) in zip(after, before, strict=True)), seen
+        for before, after in itertools.pairwise(seen):  # steps never vanish, answers only ever go up
+            assert len(after) >= len(before), seen
+            assert all(a >= b for (a, _), (b, _) in zip(after, before)), seen
         card = panel.cards[job_id]
         assert "latency" in str(card.query_one(".job-head").render())
         assert answers[0].ok and app.state.jobs.jobs[job_id].latency_s == answers[0].latency_s
