@@ -21,7 +21,7 @@ from edge_agent import __version__, topics
 from edge_agent.config import AgentConfig
 from edge_agent.engine.base import EngineSpec, Request
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import ModelError, ProtocolError
+from edge_agent.errors import AgentError, ModelError, ProtocolError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
@@ -41,7 +41,8 @@ def engine_spec(cfg: AgentConfig) -> EngineSpec:
     if cfg.engine == "llama":
         model_path, model_name = resolve_model(cfg.model, cfg.models_dir)
     return EngineSpec(kind=cfg.engine, model_path=model_path, model_name=model_name, n_ctx=cfg.n_ctx,
-                      n_threads=cfg.n_threads, temperature=cfg.temperature, seed=cfg.seed,
+                      n_threads=cfg.n_threads, n_gpu_layers=cfg.n_gpu_layers, temperature=cfg.temperature,
+                      seed=cfg.seed,
                       fake_seconds=cfg.fake_seconds, fake_distribution=cfg.fake_distribution,
                       device=cfg.device)
 
@@ -64,6 +65,8 @@ class Agent:
         self.completed = 0
         self.current = ""
         self._stop = threading.Event()
+        self._fatal = ""
+        self._restart_failures = 0
         self._work = threading.Event()
         self._status_due = 0.0
         self.client = MeshClient(
@@ -83,7 +86,7 @@ class Agent:
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
-        """Serve until SIGTERM or SIGINT."""
+        """Serve until SIGTERM or SIGINT; raise AgentError if a failure forced the stop."""
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: self._stop.set())
         self.start()
@@ -92,6 +95,8 @@ class Agent:
                 pass
         finally:
             self.stop()
+        if self._fatal:
+            raise AgentError(f"agent stopped: {self._fatal} (unacknowledged messages stay with the broker)")
 
     def start(self) -> None:
         requeued = self.store.requeue_running()
@@ -102,8 +107,11 @@ class Agent:
         self.client.route(topics.task(self.cfg.device), self._on_task)
         self.client.route(topics.result(self.cfg.device), self._on_result)
         self.client.route(topics.submit(self.cfg.device), self._on_submit)
-        self.client.route(topics.ALL_STATUS, self._on_status)
+        # Heartbeats at QoS 0: the broker keeps none of them for us while we are away,
+        # so a restart never starts by wading through hours of stale statuses.
+        self.client.route(topics.ALL_STATUS, self._on_status, qos=0)
         self.client.on_connected = self._on_connected
+        self.client.on_handler_error = self._fail
         self.client.connect(timeout_s=30)
         self.coordinator.resume()
         self._threads = [
@@ -117,12 +125,19 @@ class Agent:
     def stop(self) -> None:
         self._stop.set()
         self._work.set()
+        # Stop the model first: an inference in progress is abandoned, its task stays
+        # 'running' in the store and goes back to the head of the queue at the next start.
+        self.worker.stop()
         for thread in getattr(self, "_threads", []):
             thread.join(timeout=10)
         self.client.publish(topics.status(self.cfg.device), self._status(online=False).encode(), retain=True)
         self.client.close()
-        self.worker.stop()
         self.store.close()
+
+    def _fail(self, err: Exception) -> None:
+        """Storage (or another part we rely on) failed: stop rather than break a promise."""
+        self._fatal = f"{type(err).__name__}: {err}"
+        self._stop.set()
 
     def _on_connected(self) -> None:
         self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
@@ -183,40 +198,59 @@ class Agent:
     # -- the FCFS consumer --------------------------------------------------------------
     def _consume(self) -> None:
         while not self._stop.is_set():
-            if not self.worker.alive:
-                self._restart_worker("model worker died while idle")
-            claimed = self.store.claim_next()
-            if claimed is None:
-                self._work.wait(0.5)
-                self._work.clear()
-                continue
-            task, received_at = claimed
-            self.current = f"{task.role} {task.job_id} layer {task.layer}"
-            self._status_due = 0.0
-            result = self._infer(task, time.time() - received_at)
-            self.current = ""
-            self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
-            self.outbox.flush()
-            self.completed += 1
-            self._status_due = 0.0
+            try:
+                self._consume_one()
+            except Exception as err:  # the store failing: nothing sound is left to do
+                log.exception("the FCFS consumer failed")
+                self._fail(err)
+                return
+
+    def _consume_one(self) -> None:
+        if not self.worker.alive and not self._restart_worker("model worker is not running"):
+            return
+        claimed = self.store.claim_next()
+        if claimed is None:
+            self._work.wait(0.5)
+            self._work.clear()
+            return
+        task, received_at = claimed
+        self.current = f"{task.role} {task.job_id} layer {task.layer}"
+        self._status_due = 0.0
+        result = self._infer(task, time.time() - received_at)
+        self.current = ""
+        if result is None:
+            return  # stopping: the task stays 'running' and is requeued at the next start
+        self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+        self.outbox.flush()
+        self.completed += 1
+        self._status_due = 0.0
 
     def _restart_worker(self, reason: str) -> bool:
+        """Restart the model worker; after a failed restart wait (doubling, up to a minute)."""
+        if self._stop.is_set():
+            return False
         log.error("%s; restarting it", reason)
         try:
             self.worker.restart()
         except ModelError as err:
-            log.error("model worker cannot restart: %s", err)
+            self._restart_failures += 1
+            pause = min(2.0 ** self._restart_failures, 60.0)
+            log.error("model worker cannot restart (%s); next try in %.0f s", err, pause)
+            self._stop.wait(pause)
             return False
+        self._restart_failures = 0
         return True
 
-    def _infer(self, task: Task, waited: float) -> Result:
+    def _infer(self, task: Task, waited: float) -> Result | None:
         request = Request(task.prompt, task.references, task.instruction, task.max_tokens)
         base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
                     role=task.role, queue_wait_s=round(waited, 3))
         for attempt in (1, 2):
             try:
-                done = self.worker.complete(request)
+                done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s)
             except WorkerCrashed as err:
+                if self._stop.is_set():
+                    return None
                 if not self._restart_worker(f"model worker crashed ({err})"):
                     return Result(**base, ok=False, error=f"model worker cannot restart after: {err}")
                 if attempt == 2:
@@ -239,7 +273,8 @@ class Agent:
                 self.coordinator.tick()
                 if time.monotonic() >= self._status_due:
                     self._status_due = time.monotonic() + self.cfg.status_interval_s
-                    self.client.publish(topics.status(self.cfg.device), self._status().encode(), retain=True)
+                    self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=0,
+                                        retain=True)
                 if time.monotonic() - last_prune > 3600:
                     self.store.prune()
                     last_prune = time.monotonic()

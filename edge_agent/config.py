@@ -51,7 +51,9 @@ class AgentConfig:
     models_dir: str = ""
     n_ctx: int = 2048
     n_threads: int = 0
-    """0 means all of the board's cores."""
+    """0 means all of the cores this process may use."""
+    n_gpu_layers: int = -1
+    """Layers offloaded to the GPU when llama.cpp was built with CUDA (Jetson); -1 means all."""
     temperature: float = 0.7
     max_tokens: int = 256
     seed: int = -1
@@ -70,6 +72,8 @@ class AgentConfig:
     """A peer unheard for this long counts as offline even without its last will."""
     task_timeout_s: float = 120.0
     """Deadline for a remote task, added to the peer's announced expected wait."""
+    inference_timeout_s: float = 900.0
+    """An inference running longer is killed (worker restarted, task retried once)."""
     max_queue: int = 1000
     """Tasks beyond this many queued are refused with an error result."""
     admission: str = "degrade"
@@ -146,6 +150,7 @@ def validate(cfg: AgentConfig) -> AgentConfig:
         (cfg.status_interval_s > 0, "status_interval_s must be positive"),
         (cfg.peer_stale_s > cfg.status_interval_s, "peer_stale_s must exceed status_interval_s"),
         (cfg.task_timeout_s > 0, "task_timeout_s must be positive"),
+        (cfg.inference_timeout_s > 0, "inference_timeout_s must be positive"),
         (cfg.keepalive_s >= 5, "keepalive_s must be at least 5"),
         (cfg.fake_distribution in ("deterministic", "exponential"),
          "fake_distribution must be 'deterministic' or 'exponential'"),

@@ -25,5 +25,9 @@ class MeshError(EdgeAgentError):
     """A broker, device or peer cannot be reached or does not answer in time."""
 
 
+class AgentError(EdgeAgentError):
+    """The agent had to stop: its store or its model failed in a way it cannot work around."""
+
+
 class JobError(EdgeAgentError):
     """A submitted job was refused or failed."""

@@ -101,7 +101,12 @@ def _start_device(mosquitto: str, root: Path, device: str, host: str, port: int,
     broker = subprocess.Popen([mosquitto, "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=(home / "broker.err").open("ab"),
                               start_new_session=True)
-    _wait_port(host, port, broker, home / "broker" / "mosquitto.log")
+    try:
+        _wait_port(host, port, broker, home / "broker" / "mosquitto.log")
+    except MeshError:
+        broker.kill()
+        broker.wait(timeout=5)
+        raise
     agent = start_agent(home)
     return VirtualDevice(device, host, port, str(home), broker.pid, agent.pid)
 
@@ -194,13 +199,13 @@ def _stop_all(devices: list[VirtualDevice]) -> list[int]:
 
 
 def _signal(pid: int, sig: int) -> None:
+    # Each process was started as its own session leader, so its group id is its pid: the
+    # whole group goes (an agent's model worker too), and a pid reused by an unrelated
+    # process, which leads no group of that id, is left alone.
     try:
-        os.killpg(pid, sig)  # the whole session: an agent's model worker goes too
+        os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
-        try:
-            os.kill(pid, sig)
-        except ProcessLookupError:
-            pass
+        pass
 
 
 def _alive(pid: int) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.errors import MeshError
+from edge_agent.errors import MeshError, ProtocolError
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,7 @@ class MeshClient:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self.on_connected: Callable[[], None] | None = None
+        self.on_handler_error: Callable[[Exception], None] | None = None
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -102,9 +103,13 @@ class MeshClient:
         def callback(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
             try:
                 handler(message)
-            except Exception:  # a handler bug must not kill paho's network thread
-                log.exception("handler for %s failed", message.topic)
+            except (ProtocolError, ValueError):  # the message itself is bad: retrying cannot help
+                log.exception("handler for %s rejected a message", message.topic)
                 self.ack(message)
+            except Exception as err:  # e.g. storage failing: leave it unacknowledged for redelivery
+                log.exception("handler for %s failed; message left unacknowledged", message.topic)
+                if self.on_handler_error is not None:
+                    self.on_handler_error(err)
 
         self._client.message_callback_add(topic_filter, callback)
         if self._connected.is_set():

@@ -80,11 +80,13 @@ class Coordinator:
             if policy not in POLICIES:
                 notes.append(f"unknown peer policy {policy!r}; used {self.cfg.policy}")
                 policy = self.cfg.policy
-            layers, proposers, refusal = self._admit(submit.layers, submit.proposers, notes)
+            error = self._invalid(submit)
+            layers, proposers = submit.layers, submit.proposers
+            if not error:
+                layers, proposers, error = self._admit(layers, proposers, notes)
             self.store.create_job(submit, layers, proposers, policy, notes)
             job = self._job(submit.job_id)
             self._emit(job, "accepted")
-            error = self._invalid(submit) or refusal
             if self._estimator is not None:
                 self._estimator.record_arrival(0 if error else inferences_per_prompt(layers, proposers))
             if error:
@@ -155,9 +157,9 @@ class Coordinator:
                                    lam=self._estimator.lam()))
         load = mesh_load(statuses)
         limit = self.cfg.admission_threshold
-        if load is None or load.rho(layers, proposers) <= limit:
+        rho = load.rho(layers, proposers) if load is not None else 0.0
+        if load is None or rho <= limit:
             return layers, proposers, ""  # within the bound, or nothing measured yet
-        rho = load.rho(layers, proposers)
         asked = f"M={layers},k={proposers}"
         over = f"ρ={rho:.2f} > {limit:g}; λ̄={load.lam:.3g}/s, α_max={load.alpha_max:.3g} s on {load.slowest}"
         fit = richest_fit(layers, proposers, load.lam, load.alpha_max, limit)

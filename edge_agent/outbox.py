@@ -26,12 +26,16 @@ class Outbox:
         that no lock is ever held across paho's own locks.
         """
         with self._lock:
+            if not self._client.connected:
+                return  # publishing now would only pile copies into paho's memory
             for outbox_id, info in list(self._inflight.items()):
-                if info.is_published():
+                if info.rc != mqtt.MQTT_ERR_SUCCESS:
+                    # Handed over while the link was down: publish it again now that it is
+                    # up (paho may also resend its own copy; receivers deduplicate).
+                    del self._inflight[outbox_id]
+                elif info.is_published():
                     self._store.outbox_done(outbox_id)
                     del self._inflight[outbox_id]
-                elif info.rc not in (mqtt.MQTT_ERR_SUCCESS, mqtt.MQTT_ERR_NO_CONN):
-                    del self._inflight[outbox_id]  # rejected by paho: publish again next time
             for outbox_id, topic, payload, retain in self._store.outbox():
                 if outbox_id not in self._inflight:
                     self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)

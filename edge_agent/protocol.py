@@ -248,7 +248,26 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
 
 
+MAX_REFERENCES = 64
+MAX_TASK_TOKENS = 8192
+
+
 def _check_semantics(message: Message, where: str) -> None:
+    for name in ("origin", "device"):
+        value = getattr(message, name, None)
+        optional = isinstance(message, Progress) and name == "device"
+        if value is not None and not (optional and value == "") and not topics.DEVICE_ID.match(value):
+            raise ProtocolError(f"{where}: {name} is not a device id")
+    job_id = getattr(message, "job_id", None)
+    if job_id is not None and not topics.JOB_ID.match(job_id):
+        raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
+    if isinstance(message, (Task, Result)) and not 0 < len(message.task_id) <= 200:
+        raise ProtocolError(f"{where}: task_id must be 1-200 characters")
+    if isinstance(message, Task):
+        if not 0 < message.max_tokens <= MAX_TASK_TOKENS:
+            raise ProtocolError(f"{where}: max_tokens must be 1..{MAX_TASK_TOKENS}")
+        if len(message.references) > MAX_REFERENCES:
+            raise ProtocolError(f"{where}: at most {MAX_REFERENCES} references")
     if isinstance(message, (Task, Result, Inference)) and message.role not in ROLES:
         raise ProtocolError(f"{where}: role must be one of {', '.join(ROLES)}")
     if isinstance(message, (Task, Result, Inference)) and message.layer < 1:
@@ -256,8 +275,6 @@ def _check_semantics(message: Message, where: str) -> None:
     if isinstance(message, Submit):
         if not (0 <= message.layers <= 8 and 0 <= message.proposers <= 64):
             raise ProtocolError(f"{where}: layers must be 0..8 and proposers 0..64")
-        if not topics.JOB_ID.match(message.job_id):
-            raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
         if message.reply_to and not topics.DEVICE_ID.match(message.reply_to):
             raise ProtocolError(f"{where}: reply_to is not a device id")
     if isinstance(message, Progress) and message.event not in PROGRESS_EVENTS:

@@ -75,6 +75,7 @@ CREATE TABLE IF NOT EXISTS dispatches (
     truncated INTEGER NOT NULL DEFAULT 0
 );
 CREATE INDEX IF NOT EXISTS dispatches_job ON dispatches(job_id, layer);
+CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 """
 
 
@@ -316,14 +317,15 @@ class Store:
         return [_dispatch(r) for r in rows]
 
     def record_result(self, result: Result) -> DispatchRow | None:
-        """Store a result if its dispatch is still pending; None for duplicates and late ones."""
+        """Store a result if its dispatch is still pending and it comes from the device the task
+        was sent to; None for duplicates, late ones and answers from anyone else."""
         with self.transaction() as db:
             cur = db.execute(
                 "UPDATE dispatches SET state=?, text=?, error=?, seconds=?, prompt_tokens=?, "
-                "completion_tokens=?, queue_wait_s=?, truncated=? WHERE task_id=? AND state='pending'",
+                "completion_tokens=?, queue_wait_s=?, truncated=? WHERE task_id=? AND device=? AND state='pending'",
                 ("done" if result.ok else "failed", result.text, result.error, result.seconds,
                  result.prompt_tokens, result.completion_tokens, result.queue_wait_s,
-                 int(result.truncated), result.task_id),
+                 int(result.truncated), result.task_id, result.device),
             )
             if cur.rowcount != 1:
                 return None

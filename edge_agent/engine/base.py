@@ -32,6 +32,7 @@ class EngineSpec:
     model_name: str = ""
     n_ctx: int = 2048
     n_threads: int = 0
+    n_gpu_layers: int = -1
     temperature: float = 0.7
     seed: int = -1
     fake_seconds: float = 0.5

@@ -39,7 +39,8 @@ class LlamaEngine:
         self._llm = Llama(
             model_path=spec.model_path,
             n_ctx=spec.n_ctx,
-            n_threads=spec.n_threads or os.cpu_count() or 1,
+            n_threads=spec.n_threads or len(os.sched_getaffinity(0)),
+            n_gpu_layers=spec.n_gpu_layers,
             seed=spec.seed if spec.seed >= 0 else 0xFFFFFFFF,
             verbose=False,
         )

@@ -7,6 +7,8 @@ once. The child exits by itself when the agent dies (its pipe closes).
 
 from __future__ import annotations
 
+import ctypes
+import ctypes.util
 import multiprocessing
 import signal
 from multiprocessing.connection import Connection
@@ -16,13 +18,25 @@ from edge_agent.engine.base import Completion, EngineSpec, Request, build_engine
 from edge_agent.errors import EdgeAgentError, ModelError
 
 POLL_S = 0.2
+PR_SET_PDEATHSIG = 1
 
 
 class WorkerCrashed(ModelError):
     """The worker process died while loading or serving."""
 
 
+def _die_with_parent() -> None:
+    """Ask Linux to SIGKILL this process when the agent dies, so a killed agent never
+    leaves a model (and its memory) behind while its successor loads another."""
+    try:
+        libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+    except (OSError, AttributeError):
+        pass  # not Linux: the closed pipe still ends the worker after its current request
+
+
 def _serve(conn: Connection, spec: EngineSpec) -> None:
+    _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the agent decides when the worker stops
     try:
         engine = build_engine(spec)

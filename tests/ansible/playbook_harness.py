@@ -73,8 +73,11 @@ class VirtualMesh:
         return self.root / "pki"
 
     def extra_vars(self, **more: object) -> str:
+        # admission=accept: a prompt runs with the (M, k) asked even when this shared machine is busy
+        # and the agents' admission control would run a lighter one.
         return json.dumps({"edge_boards_dir": str(self.boards_dir), "edge_pki_dir": str(self.pki_dir),
-                           "edge_broker_local_port": LOCAL_PORT, "edge_broker_tls_port": TLS_PORT, **more})
+                           "edge_broker_local_port": LOCAL_PORT, "edge_broker_tls_port": TLS_PORT,
+                           "agent_settings": {"admission": "accept"}, **more})
 
     def playbook(self, *args: str, timeout: float = 240, **more: object) -> subprocess.CompletedProcess[str]:
         argv = [tool("ansible-playbook"), "-i", str(INVENTORY), str(SITE), "-e", self.extra_vars(**more), *args]

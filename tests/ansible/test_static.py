@@ -104,6 +104,49 @@ def test_board_detection_tells_raspberry_pi_jetson_and_generic_apart(tmp_path: P
     assert {host: r["failed"] for host, r in recap(result.stdout).items()} == {"pi": 0, "orin": 0, "pc": 0}
 
 
+CHOOSE = """
+- name: Choose each fake board's model.
+  hosts: probe
+  gather_facts: true
+  gather_subset: [min]
+  tasks:
+    - name: Choose the model.
+      ansible.builtin.include_role:
+        name: models
+        tasks_from: preflight
+    - name: Compare with the model the fake board should get.
+      ansible.builtin.assert:
+        that: models_selected.name == expect_model and models_selected.kind == expect_kind
+        fail_msg: "{{ models_selected | to_json }}"
+"""
+
+
+def test_models_are_chosen_by_name_by_path_or_by_ram_and_must_fit(tmp_path: Path):
+    gguf = tmp_path / "tiny-model.gguf"
+    gguf.write_bytes(b"\0" * 1024)
+    lines = [
+        "small edge_model=auto models_ram_mb=700 expect_model=smollm2-135m-instruct-q4_1 expect_kind=card",
+        "medium edge_model=auto models_ram_mb=1800 expect_model=smollm2-360m-instruct-q4_k_m expect_kind=card",
+        "named edge_model=qwen2.5-0.5b-instruct-q4_k_m models_ram_mb=4000 "
+        "expect_model=qwen2.5-0.5b-instruct-q4_k_m expect_kind=card",
+        f"file edge_model={gguf} models_ram_mb=700 expect_model=tiny-model expect_kind=path",
+        "toobig edge_model=llama-3.2-3b-instruct-q4_k_m models_ram_mb=1500 expect_model=x expect_kind=card",
+        "nofit edge_model=auto models_ram_mb=100 expect_model=x expect_kind=card",
+    ]
+    (tmp_path / "hosts.ini").write_text(
+        "[probe]\n" + "\n".join(lines) + "\n\n[probe:vars]\nansible_connection=local\n"
+        "ansible_python_interpreter={{ ansible_playbook_python }}\nedge_device={{ inventory_hostname }}\n"
+        f"edge_root={tmp_path}/{{{{ inventory_hostname }}}}\nedge_control_agent={ROOT}/.venv/bin/edge-agent\n")
+    (tmp_path / "choose.yml").write_text(CHOOSE)
+    result = run([tool("ansible-playbook"), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "choose.yml")],
+                 timeout=90)
+    failed = {host: r["failed"] for host, r in recap(result.stdout).items()}
+    assert failed == {"small": 0, "medium": 0, "named": 0, "file": 0, "toobig": 1, "nofit": 1}, result.stdout
+    output = " ".join(result.stdout.split())
+    assert "toobig (toobig) has 1500 MB of RAM but llama-3.2-3b-instruct-q4_k_m needs 4096 MB" in output
+    assert "nofit: no model card fits 100 MB of RAM" in output
+
+
 def test_duplicate_device_ids_stop_the_run_before_anything_changes(tmp_path: Path):
     inventory = tmp_path / "inventory.ini"
     inventory.write_text(INVENTORY.read_text().replace(

@@ -50,10 +50,8 @@ def test_the_mesh_answers_edge_agent_submit(first_run, virtual_mesh):
     answer = json.loads(result.stdout)
     assert answer["ok"] and answer["answer"].strip()
     assert answer["origin"] == "board-2"
-    # Admission control may run a smaller k than asked on a loaded machine; the answer says what ran.
-    devices = {i["device"] for i in answer["inferences"]}
-    assert answer["layers"] == 1 and answer["proposers"] >= 1
-    assert len(devices) == answer["proposers"] + 1 and devices <= set(DEVICES)
+    assert (answer["layers"], answer["proposers"]) == (1, 2)
+    assert {i["device"] for i in answer["inferences"]} == set(DEVICES)
 
 
 def test_secrets_stay_where_they_belong(first_run, virtual_mesh):
@@ -190,26 +188,24 @@ def test_second_run_changes_nothing_and_restarts_nothing(first_run, virtual_mesh
     assert virtual_mesh.pids() == before
 
 
-def test_a_changed_agent_setting_restarts_the_agent_and_nothing_else(first_run, virtual_mesh):
+def test_a_changed_setting_restarts_only_the_agents_and_a_dead_agent_fails_the_health_check(
+        first_run, virtual_mesh):
+    """board-3's agent is stopped; board-1 and board-2 get a new agent setting and a health check."""
     before = virtual_mesh.pids()
-    result = virtual_mesh.playbook("--tags", "agent_configure,agent_run", agent_max_tokens=40)
-    assert result.returncode == 0, result.stdout[-6000:] + result.stderr[-2000:]
+    stop(before["board-3/edge-agent"])
+    result = virtual_mesh.playbook("--tags", "agent_configure,agent_run,health", "--limit", "board-1,board-2",
+                                   agent_max_tokens=40, agent_health_timeout_s=4)
     after = virtual_mesh.pids()
-    for device in DEVICES:
+    for device in ("board-1", "board-2"):
         assert after[f"{device}/edge-mosquitto"] == before[f"{device}/edge-mosquitto"]
         assert after[f"{device}/edge-agent"] != before[f"{device}/edge-agent"]
         assert alive(after[f"{device}/edge-agent"])
         assert "max_tokens: 40" in (virtual_mesh.board(device) / "etc/edge-agent/agent.yaml").read_text()
-
-
-def test_the_health_check_names_the_board_and_what_is_wrong(first_run, virtual_mesh):
-    stop(virtual_mesh.pids()["board-3/edge-agent"])
-    result = virtual_mesh.playbook("--tags", "health", agent_health_timeout_s=4)
+    assert "max_tokens: 40" not in (virtual_mesh.board("board-3") / "etc/edge-agent/agent.yaml").read_text()
     assert result.returncode != 0
     output = " ".join(result.stdout.split())  # the YAML callback wraps long messages
     for device in ("board-1", "board-2"):
         assert f"Board {device} ({device}): board-3 is not online on its broker" in output, output[-4000:]
-    assert "Board board-1 (board-1): board-2 does not see board-3" in output
 
 
 def test_teardown_stops_every_process(first_run, virtual_mesh):

@@ -106,6 +106,23 @@ def test_reject_when_not_even_one_inference_fits(tmp_path):
     assert "exceeds 0.9; even M=0 does not fit" in message.error
 
 
+def test_degrade_when_the_mesh_is_overloaded_whatever_runs(tmp_path):
+    h = Harness(tmp_path, peers={"edge-2": (1.0, 2.0)})  # λ̄·α_max = 1: even M=0 is at ρ = 1
+    _, answer = h.run(2, 1)
+    assert answer.ok and (answer.layers, answer.proposers) == (0, 0)
+    (note,) = admission_notes(answer)
+    assert "to M=0,k=0" in note and "still over, the mesh is overloaded" in note
+    _, answer = h.run(0, 0, job_id="k")
+    assert answer.ok and "nothing lighter than M=0,k=0" in admission_notes(answer)[0]
+
+
+def test_an_invalid_prompt_is_refused_before_admission(tmp_path):
+    h = Harness(tmp_path, admission="reject")
+    h.coordinator.accept(Submit(job_id="j", prompt="  ", layers=2, proposers=2))
+    (message,) = [m for _, m in h.sent()]
+    assert message.error == "prompt is empty" and admission_notes(message) == []
+
+
 def test_accept_runs_as_asked_and_notes_it(tmp_path):
     h = Harness(tmp_path, admission="accept")
     first, answer = h.run(2, 2)

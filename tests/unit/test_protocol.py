@@ -58,6 +58,11 @@ def test_wrong_types_unknown_fields_and_bad_roles_are_rejected():
         ({"surprise": 1}, "unknown field"),
         ({"role": "vote"}, "role must be"),
         ({"layer": 0}, "layer must be"),
+        ({"origin": "Not/A#Device"}, "origin is not a device id"),
+        ({"job_id": "a/b"}, "job_id"),
+        ({"task_id": ""}, "task_id"),
+        ({"max_tokens": 0}, "max_tokens"),
+        ({"references": ["r"] * 65}, "at most 64 references"),
     ]:
         with pytest.raises(ProtocolError, match=reason):
             decode(json.dumps({**good, **change}).encode(), Task)
@@ -92,3 +97,12 @@ def test_topics_are_built_in_one_shape():
     for bad in ("Edge-1", "edge/1", "", "-x", "a+b", "#"):
         with pytest.raises(ValueError):
             topics.task(bad)
+
+
+def test_a_result_or_status_must_name_a_valid_device():
+    result = json.loads(Result(task_id="t", job_id="j", device="edge-2", layer=1, role="propose", ok=True).encode())
+    with pytest.raises(ProtocolError, match="device is not a device id"):
+        decode(json.dumps({**result, "device": "x y"}).encode(), Result)
+    status = json.loads(Status(device="edge-1", online=True).encode())
+    with pytest.raises(ProtocolError, match="device is not a device id"):
+        decode(json.dumps({**status, "device": ""}).encode(), Status)
