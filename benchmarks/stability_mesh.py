@@ -38,6 +38,7 @@ import csv
 import json
 import math
 import random
+import shutil
 import sqlite3
 import statistics
 import sys
@@ -441,7 +442,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--address-base", default="127.0.61")
     parser.add_argument("--port", type=int, default=1883)
-    parser.add_argument("--dir", help="Mesh directory (default: a new temporary one).")
+    parser.add_argument("--dir", help="Mesh directory, kept (default: a temporary one, removed at the end).")
     parser.add_argument("--out", default=str(Path(tempfile.gettempdir()) / "stability_mesh"),
                         help="Where results.json, samples.csv and the plot go.")
     parser.add_argument("--png", help="Plot path (default: OUT/stability_mesh.png).")
@@ -489,6 +490,8 @@ def main(argv: list[str] | None = None) -> int:
         exact = [store_figures(d.directory, point["start"] + args.warmup, point["end"]) for d in devices]
         point["store_queue"] = statistics.fmean(q for q, _ in exact)
         point["alpha_store"] = {d.device: a for d, (_, a) in zip(devices, exact)}
+    if not args.dir:
+        shutil.rmtree(mesh_dir, ignore_errors=True)
     # α_eff per device, pooled over the points: all its busy seconds over all the tasks they completed.
     alpha_eff = []
     for d in devices:

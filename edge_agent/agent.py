@@ -66,6 +66,7 @@ class Agent:
         self.current = ""
         self._stop = threading.Event()
         self._fatal = ""
+        self._connected_at = 0.0
         self._restart_failures = 0
         self._work = threading.Event()
         self._status_due = 0.0
@@ -82,7 +83,8 @@ class Agent:
         )
         self.outbox = Outbox(self.store, self.client)
         self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
-                                       rng=random.Random(), estimator=self.estimator)
+                                       rng=random.Random(), estimator=self.estimator,
+                                       link_settled=self._link_settled)
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -139,7 +141,11 @@ class Agent:
         self._fatal = f"{type(err).__name__}: {err}"
         self._stop.set()
 
+    def _link_settled(self) -> bool:
+        return self.client.connected and time.monotonic() - self._connected_at > self.cfg.peer_stale_s
+
     def _on_connected(self) -> None:
+        self._connected_at = time.monotonic()
         self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
         self._status_due = 0.0
 

@@ -23,10 +23,11 @@ from edge_agent.stability import inferences_per_prompt
 
 class Estimator:
     def __init__(self, layers: int = 1, proposers: int = 2, ewma_weight: float = 0.2,
-                 rate_window_s: float = 300.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 rate_window_s: float = 300.0, min_span_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
         self.default_inferences = inferences_per_prompt(layers, proposers)
         self.weight = ewma_weight
         self.window_s = rate_window_s
+        self.min_span_s = min_span_s
         self.alpha: float | None = None
         self.tokens_per_s: float | None = None
         self._clock = clock
@@ -55,7 +56,9 @@ class Estimator:
         now = self._clock() if now is None else now
         while self._arrivals and now - self._arrivals[0][0] > self.window_s:
             self._arrivals.popleft()
-        span = min(self.window_s, max(now - self._started, 1.0))
+        # A young agent divides by at least min_span_s: two prompts in its first seconds
+        # are not a rate of one per second, and must not trip admission control.
+        span = min(self.window_s, max(now - self._started, self.min_span_s))
         return [j for _, j in self._arrivals], span
 
     def lam(self, now: float | None = None) -> float:

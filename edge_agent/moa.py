@@ -54,6 +54,7 @@ class Coordinator:
         rng: random.Random | None = None,
         clock: Callable[[], float] = time.time,
         estimator: Estimator | None = None,
+        link_settled: Callable[[], bool] = lambda: True,
     ) -> None:
         self.cfg = cfg
         self.device = cfg.device
@@ -64,6 +65,7 @@ class Coordinator:
         self._rng = rng or random.Random()
         self._clock = clock
         self._estimator = estimator
+        self._link_settled = link_settled
         self._lock = threading.RLock()
 
     # -- entry points -----------------------------------------------------------------
@@ -120,7 +122,9 @@ class Coordinator:
                     continue
                 if d.deadline is not None and now > d.deadline:
                     reason = f"{d.device} missed its deadline"
-                elif not self.peers.is_live(d.device):
+                elif self._link_settled() and not self.peers.is_live(d.device):
+                    # Only trusted while our own broker link is up and has been long enough
+                    # to hear heartbeats: otherwise every peer merely looks silent.
                     reason = f"{d.device} went offline"
                 else:
                     continue
@@ -132,13 +136,27 @@ class Coordinator:
                     self._maybe_advance(self._job(d.job_id), d.layer)
 
     def resume(self) -> None:
-        """After a restart: re-send finished answers' outbox and push each running job on."""
+        """After a restart, push every running job on from where the store says it stood.
+
+        Pending tasks are published again: the local broker acknowledged them but may
+        not have saved them before a power cut (receivers drop duplicates). A loss that
+        was recorded but not yet handled when the agent died is handled now.
+        """
         with self._lock:
             for job in self.store.jobs("running"):
                 if job.layer == 0:
                     self._start_layer(job, 1)
-                else:
-                    self._maybe_advance(job, job.layer)
+                    continue
+                for d in self._current(job, job.layer):
+                    if d.state == "pending":
+                        references = [] if d.layer == 1 else self._answers(job, d.layer - 1)
+                        _, topic, payload = self._task(job, d.layer, d.slot, d.device, d.attempt, d.role,
+                                                       references)
+                        self.store.add_outbox(topic, payload)
+                    elif d.state in ("abandoned", "failed") and d.attempt == 0 and d.device != self.device:
+                        self._lost(job, d, d.error or f"{d.device} lost before a restart")
+                self._flush()
+                self._maybe_advance(job, job.layer)
 
     # -- admission --------------------------------------------------------------------
     def _invalid(self, submit: Submit) -> str:
@@ -224,6 +242,7 @@ class Coordinator:
     def _lost(self, job: JobRow, lost: DispatchRow, reason: str) -> None:
         """Replace a lost remote answer once; otherwise go on without it, degraded."""
         if lost.device == self.device:
+            self._note(job, f"layer {lost.layer}: {reason}", degraded=True)
             return
         if lost.attempt == 0:
             used = {d.device for d in self.store.dispatches(job.job_id, lost.layer)} | {self.device}
@@ -241,6 +260,14 @@ class Coordinator:
 
     # -- finishing --------------------------------------------------------------------
     def _finish(self, job: JobRow, ok: bool, answer: str = "", error: str = "") -> None:
+        job = self._job(job.job_id)
+        # Degraded is read off the record itself (a slot whose last attempt did not answer),
+        # so it holds even if the agent died between recording a loss and noting it.
+        degraded = job.degraded or any(
+            d.state != "done" for layer in range(1, job.layer + 1) for d in self._current(job, layer))
+        if degraded != job.degraded:
+            self.store.update_job(job.job_id, degraded=int(degraded))
+            job = self._job(job.job_id)
         message = self._answer_message(job, ok, answer, error)
         if self.store.finish_job(job.job_id, "done" if ok else "failed", answer, error, job.degraded,
                                  job.notes, self._answer_topic(job), message.encode()):
@@ -277,6 +304,7 @@ class Coordinator:
         tid = task_id(job.job_id, layer, device, attempt)
         deadline = None
         if device != self.device:
+            # The peer's announced backlog plus this task's own service time, then the margin.
             deadline = now + self.cfg.task_timeout_s + self.peers.expected_wait(device)
         row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
                           device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline)

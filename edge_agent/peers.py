@@ -54,11 +54,12 @@ class PeerTable:
         ]
 
     def expected_wait(self, device: str) -> float:
+        """Seconds until a task sent now would be answered: (queue + 1) x alpha."""
         with self._lock:
             entry = self._peers.get(device)
         if entry is None or entry.status.alpha is None:
             return 0.0
-        return entry.status.queue * entry.status.alpha
+        return (entry.status.queue + 1) * entry.status.alpha
 
     def snapshot(self) -> dict[str, PeerEntry]:
         with self._lock:

@@ -168,3 +168,29 @@ def test_every_role_has_the_expected_shape():
                      "meta/argument_specs.yml", "vars/main.yml"):
             assert (roles / role / part).is_file(), f"{role}/{part}"
         assert any((roles / role / "templates").iterdir()), f"{role} has no templates"
+
+
+def edge_process(tmp_path: Path, state: str) -> dict:
+    args = (f"unit={tmp_path}/demo.service pid_file={tmp_path}/run/demo.pid log_file={tmp_path}/demo.log "
+            f"state={state} settle=0.3 stop_timeout=5")
+    result = run([tool("ansible"), "localhost", "-m", "edge_process", "-a", args, "-o"], timeout=60)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return json.loads(result.stdout.split("=>", 1)[1])
+
+
+def test_edge_process_runs_a_units_command_line_idempotently(tmp_path: Path):
+    unit = tmp_path / "demo.service"
+    unit.write_text("[Unit]\nDescription=demo\n\n[Service]\nEnvironment=WHO=first\n"
+                    "ExecStart=/bin/sh -c 'echo $WHO; exec sleep 300'\n")
+    started = edge_process(tmp_path, "started")
+    assert started["changed"] and started["pid"] > 0
+    again = edge_process(tmp_path, "started")
+    assert not again["changed"] and again["pid"] == started["pid"]
+    unit.write_text(unit.read_text().replace("WHO=first", "WHO=second"))
+    changed_unit = edge_process(tmp_path, "started")
+    assert changed_unit["changed"] and changed_unit["pid"] != started["pid"]
+    assert not Path(f"/proc/{started['pid']}").exists() or "Z" in Path(f"/proc/{started['pid']}/stat").read_text()
+    stopped = edge_process(tmp_path, "stopped")
+    assert stopped["changed"] and not (tmp_path / "run/demo.pid").exists()
+    assert not edge_process(tmp_path, "stopped")["changed"]
+    assert (tmp_path / "demo.log").read_text().splitlines() == ["first", "second"]

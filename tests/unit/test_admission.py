@@ -181,6 +181,17 @@ def test_estimator_rho_uses_the_configuration_in_use():
     assert est.lam() == 0.0 and est.inferences() == 4
 
 
+def test_a_young_agent_does_not_mistake_its_first_prompts_for_a_high_rate():
+    clock = [0.0]
+    est = Estimator(layers=1, proposers=2, rate_window_s=300.0, min_span_s=60.0, clock=lambda: clock[0])
+    clock[0] = 2.0
+    est.record_arrival(4)
+    est.record_arrival(4)
+    assert est.lam() == pytest.approx(2 / 60)  # not 2 / 2 s
+    clock[0] = 120.0
+    assert est.lam() == pytest.approx(2 / 120)
+
+
 def test_admission_settings_are_validated(tmp_path):
     with pytest.raises(ConfigError, match="admission must be one of degrade, reject, accept"):
         load_config(device="edge-1", data_dir=str(tmp_path), admission="drop")

@@ -92,14 +92,14 @@ def test_a_late_peer_is_replaced_once_then_skipped(tmp_path):
     remote = [t for t in layer1 if topics.device_of(t[0]) != "edge-1"]
     h.answer(own)
     h.answer(remote[0])
-    h.now += 31  # the other peer misses its deadline
+    h.now += 32  # the other peer misses its deadline (30 s + its own service time of 1 s)
     h.coordinator.tick()
     (replacement,) = h.sent()
     used = {topics.device_of(t) for t, _ in layer1}
     assert topics.device_of(replacement[0]) not in used
     assert replacement[1].task_id.endswith("/1")
     assert not h.store.job("j").degraded
-    h.now += 31  # the replacement misses its deadline too
+    h.now += 32  # the replacement misses its deadline too
     h.coordinator.tick()
     (final,) = h.sent()
     assert final[1].role == "aggregate" and len(final[1].references) == 2
@@ -171,5 +171,32 @@ def test_resume_after_restart_continues_a_job(tmp_path):
     h.store.close()
     again = Harness(tmp_path)  # a new process on the same store
     again.coordinator.resume()
-    (final,) = again.sent()
-    assert final[1].role == "aggregate"
+    sent = again.sent()
+    # The pending aggregation is published again (the broker may have lost it); same task id.
+    assert len({m.task_id for _, m in sent}) == 1 and len(sent) == 2
+    assert all(m.role == "aggregate" and len(m.references) == 2 for _, m in sent)
+
+
+def test_a_loss_recorded_just_before_a_crash_is_handled_after_restart(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    layer1 = h.sent()
+    remote = [t for t in layer1 if topics.device_of(t[0]) != "edge-1"][0]
+    h.store.abandon(remote[1].task_id, "edge-x missed its deadline")  # ...and the agent dies here
+    again = Harness(tmp_path)
+    again.coordinator.resume()
+    (replacement,) = [t for t in again.sent() if t[1].task_id.endswith("/1")]
+    assert topics.device_of(replacement[0]) not in ("edge-1", topics.device_of(remote[0]))
+    assert "re-sent" in again.store.job("j").notes[-1]
+
+
+def test_a_job_missing_an_answer_is_degraded_even_without_a_note(tmp_path):
+    h = Harness(tmp_path, peers=("edge-2",))
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    own, remote = sorted(h.sent(), key=lambda t: topics.device_of(t[0]) != "edge-1")
+    h.answer(own)
+    h.answer(remote, ok=False)  # no other peer to re-send to
+    (final,) = h.sent()
+    h.answer(final)
+    (answer,) = [m for _, m in h.sent()]
+    assert answer.ok and answer.degraded

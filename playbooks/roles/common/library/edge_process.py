@@ -15,8 +15,10 @@ description:
   - I(state=started) leaves a running process alone (not changed); I(state=restarted) stops it
     (SIGTERM to its process group, SIGKILL after I(stop_timeout)) and starts it again;
     I(state=stopped) stops it.
-  - A process counts as running when the pid in I(pid_file) is alive, is not a zombie and its
-    command line ends with the unit's arguments.
+  - I(pid_file) holds the pid, the process's start time (so a pid reused by another process is
+    never mistaken for the service) and a digest of the command line, environment and working
+    directory it was started with. A running process started from a different C(ExecStart),
+    C(Environment=) or C(WorkingDirectory=) is restarted by I(state=started) too.
 options:
   unit:
     description: Path of the rendered unit file (its C([Service]) section is read).
@@ -64,6 +66,8 @@ argv:
   type: list
 """
 
+import hashlib
+import json
 import os
 import pwd
 import shlex
@@ -133,21 +137,45 @@ def alive(pid):
         return True
 
 
-def running_pid(pid_file, argv):
-    """The pid from pid_file when that process runs argv, else 0."""
+def start_time(pid):
+    """The process's start time in clock ticks since boot (field 22 of /proc/PID/stat), or None."""
+    try:
+        with open("/proc/%d/stat" % pid, encoding="utf-8") as handle:
+            return int(handle.read().rsplit(") ", 1)[1].split()[19])
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def runs(line, argv):
+    """Whether a command line (as /proc shows it) runs argv, perhaps through an interpreter."""
+    tail = argv[1:]
+    return bool(line) and (not tail or line[-len(tail):] == tail) and any(
+        os.path.basename(part) == os.path.basename(argv[0]) for part in line)
+
+
+def digest(argv, env, workdir):
+    """A short digest of what a process is started with."""
+    text = json.dumps([argv, sorted(env.items()), workdir or ""])
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
+
+
+def our_process(pid_file, argv, wanted):
+    """(pid, current) for the process pid_file names, or (0, False) when it does not run.
+
+    current says whether it was started the way the unit now says (digest wanted)."""
     try:
         with open(pid_file, encoding="utf-8") as handle:
-            pid = int(handle.read().split()[0])
+            fields = handle.read().split()
+        pid = int(fields[0])
     except (OSError, ValueError, IndexError):
-        return 0
+        return 0, False
     if not alive(pid):
-        return 0
-    line = cmdline(pid)
-    tail = argv[1:]
-    if line and (not tail or line[-len(tail):] == tail) and any(
-            os.path.basename(part) == os.path.basename(argv[0]) for part in line):
-        return pid
-    return 0
+        return 0, False
+    if len(fields) >= 3:
+        if str(start_time(pid)) != fields[1]:
+            return 0, False
+        return pid, fields[2] == wanted
+    return (pid, True) if runs(cmdline(pid), argv) else (0, False)
 
 
 def stop(pid, timeout):
@@ -174,7 +202,7 @@ def reap(pid):
         pass
 
 
-def start(argv, env, workdir, pid_file, log_file, settle):
+def start(argv, env, workdir, pid_file, log_file, settle, wanted):
     user = pwd.getpwuid(os.getuid())
     environment = {"PATH": DEFAULT_PATH, "LANG": "C.UTF-8", "HOME": user.pw_dir, "USER": user.pw_name,
                    "LOGNAME": user.pw_name}
@@ -190,7 +218,7 @@ def start(argv, env, workdir, pid_file, log_file, settle):
         out.close()
     tmp = pid_file + ".tmp"
     with open(tmp, "w", encoding="utf-8") as handle:
-        handle.write("%d\n" % proc.pid)
+        handle.write("%d %s %s\n" % (proc.pid, start_time(proc.pid), wanted))
     os.replace(tmp, pid_file)
     deadline = time.monotonic() + settle
     while time.monotonic() < deadline:
@@ -234,8 +262,9 @@ def main():
     argv, env, workdir = read_service(params["unit"])
     if not argv:
         module.fail_json(msg="unit file %s has no ExecStart" % params["unit"])
-    pid = running_pid(params["pid_file"], argv)
-    if state == "started" and pid:
+    wanted = digest(argv, env, workdir)
+    pid, current = our_process(params["pid_file"], argv, wanted)
+    if state == "started" and pid and current:
         module.exit_json(changed=False, pid=pid, argv=argv)
     if state == "stopped" and not pid:
         if os.path.exists(params["pid_file"]):
@@ -252,7 +281,8 @@ def main():
             if os.path.exists(params["pid_file"]):
                 os.unlink(params["pid_file"])
             module.exit_json(changed=True, pid=0, argv=argv)
-        new_pid, code = start(argv, env, workdir, params["pid_file"], params["log_file"], params["settle"])
+        new_pid, code = start(argv, env, workdir, params["pid_file"], params["log_file"], params["settle"],
+                              wanted)
     except (OSError, RuntimeError) as err:
         verb = {"started": "start", "restarted": "restart", "stopped": "stop"}[state]
         module.fail_json(msg="cannot %s %s: %s" % (verb, params["unit"], err), argv=argv)
