@@ -288,7 +288,7 @@ class Coordinator:
         inferences = [
             Inference(layer=d.layer, role=d.role, device=d.device, seconds=d.seconds,
                       prompt_tokens=d.prompt_tokens, completion_tokens=d.completion_tokens,
-                      queue_wait_s=d.queue_wait_s)
+                      queue_wait_s=d.queue_wait_s, truncated=d.truncated)
             for d in self.store.dispatches(job.job_id) if d.state == "done"
         ]
         finished = job.finished_at or self._clock()

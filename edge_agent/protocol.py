@@ -98,6 +98,8 @@ class Inference(Message):
     completion_tokens: int
     queue_wait_s: float = 0.0
     ok: bool = True
+    truncated: bool = False
+    """The references were cut to fit the context window."""
 
 
 @dataclass(frozen=True)

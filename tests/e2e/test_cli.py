@@ -44,7 +44,8 @@ def test_mesh_lifecycle_submit_and_status(fake_mesh):
         assert key in answer
     assert answer["origin"] == "edge-2" and len(answer["inferences"]) == 4
     assert {tuple(sorted(i)) for i in answer["inferences"]} >= {tuple(sorted(
-        ["layer", "role", "device", "seconds", "prompt_tokens", "completion_tokens", "queue_wait_s", "ok"]))}
+        ["layer", "role", "device", "seconds", "prompt_tokens", "completion_tokens", "queue_wait_s", "ok",
+         "truncated"]))}
     assert [i["layer"] for i in answer["inferences"] if i["role"] == "aggregate"] == [2]
     assert "layer 1/2: answer" in out.stderr, "progress is shown as it happens"
 

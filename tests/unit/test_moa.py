@@ -200,3 +200,14 @@ def test_a_job_missing_an_answer_is_degraded_even_without_a_note(tmp_path):
     h.answer(final)
     (answer,) = [m for _, m in h.sent()]
     assert answer.ok and answer.degraded
+
+
+def test_truncation_of_references_is_reported_in_the_answer(tmp_path):
+    h = Harness(tmp_path, peers=())
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=0))
+    h.answer(h.sent()[0])
+    ((_, final),) = h.sent()
+    h.coordinator.on_result(Result(task_id=final.task_id, job_id="j", device="edge-1", layer=2, role="aggregate",
+                                   ok=True, text="merged", truncated=True))
+    (answer,) = [m for _, m in h.sent()]
+    assert [i.truncated for i in answer.inferences] == [False, True]
