@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import random
 import signal
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -21,7 +22,7 @@ from edge_agent import __version__, topics
 from edge_agent.config import AgentConfig
 from edge_agent.engine.base import EngineSpec, Request
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import AgentError, ModelError, ProtocolError
+from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
@@ -50,14 +51,20 @@ def engine_spec(cfg: AgentConfig) -> EngineSpec:
 def read_password(cfg: AgentConfig) -> str:
     if not cfg.broker_password_file:
         return ""
-    return Path(cfg.broker_password_file).read_text().strip()
+    try:
+        return Path(cfg.broker_password_file).read_text().strip()
+    except OSError as err:
+        raise ConfigError(f"cannot read broker_password_file {cfg.broker_password_file}: {err.strerror}") from None
 
 
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.spec = engine_spec(cfg)
-        self.store = Store(cfg.db_path)
+        try:
+            self.store = Store(cfg.db_path)
+        except (OSError, sqlite3.Error) as err:
+            raise ConfigError(f"cannot open the store {cfg.db_path}: {err} (check data_dir)") from None
         self.peers = PeerTable(cfg.device, cfg.peer_stale_s)
         self.estimator = Estimator(cfg.layers, cfg.proposers)
         self.worker = ModelWorker(self.spec)
