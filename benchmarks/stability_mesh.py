@@ -145,7 +145,7 @@ def busy_time(samples: list[Sample], start: float, end: float) -> tuple[float, i
     the device served without a pause there, so seconds / tasks is its effective service time."""
     seconds, tasks = 0.0, 0
     inside = [s for s in samples if start <= s.ts <= end]
-    for a, b in zip(inside, inside[1:]):
+    for a, b in zip(inside, inside[1:], strict=False):
         if a.queue >= 2 and b.queue >= 2 and b.completed > a.completed:
             seconds += b.ts - a.ts
             tasks += b.completed - a.completed
@@ -166,7 +166,7 @@ def mean_series(per_device: list[list[Sample]], start: float, end: float) -> tup
 def line_fit(xs: list[float], ys: list[float]) -> tuple[float, float]:
     """Least-squares (slope, intercept)."""
     mx, my = statistics.fmean(xs), statistics.fmean(ys)
-    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
+    slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys, strict=False)) / sum((x - mx) ** 2 for x in xs)
     return slope, my - slope * mx
 
 
@@ -183,7 +183,7 @@ def store_figures(directory: str, start: float, end: float) -> tuple[float, floa
         finished = math.inf if finished is None else finished
         area += max(0.0, min(finished, end) - max(received, start))
     done = sorted(((r, f) for r, f in rows if f is not None and start <= f <= end), key=lambda row: row[1])
-    gaps = [b[1] - a[1] for a, b in zip(done, done[1:]) if b[0] < a[1]]
+    gaps = [b[1] - a[1] for a, b in zip(done, done[1:], strict=False) if b[0] < a[1]]
     return area / (end - start), (statistics.fmean(gaps) if len(gaps) >= 20 else None)
 
 
@@ -279,23 +279,24 @@ def run_point(ratio: float, rate: float, args: argparse.Namespace, devices: list
     names = [d.device for d in devices]
     per_device = [statuses.of(name, start, end) for name in names]
     t_grid, q_grid = mean_series(per_device, start, end)
-    kept = [(t, q) for t, q in zip(t_grid, q_grid) if t >= args.warmup]
+    kept = [(t, q) for t, q in zip(t_grid, q_grid, strict=False) if t >= args.warmup]
     growth, intercept = line_fit([t for t, _ in kept], [q for _, q in kept])
     mid = (window[0] + window[1]) / 2
     point: dict[str, Any] = {
         "ratio": ratio, "rate": rate, "start": start, "end": end, "prompts": len(schedule),
         "trace": [(t - start, o) for t, o in load.sent[first_sent:]],
         "measured_queue": statistics.fmean(time_average(s, *window) for s in per_device),
-        "device_queues": {n: time_average(s, *window) for n, s in zip(names, per_device)},
+        "device_queues": {n: time_average(s, *window) for n, s in zip(names, per_device, strict=False)},
         "first_half_queue": statistics.fmean(time_average(s, window[0], mid) for s in per_device),
         "second_half_queue": statistics.fmean(time_average(s, mid, window[1]) for s in per_device),
         "growth_fit": growth,  # least squares over the window, for the plot
         "growth_intercept": intercept,
         "alpha_status": {n: statistics.fmean(x.alpha for x in s if x.alpha is not None) for n, s in
-                         zip(names, per_device) if any(x.alpha is not None for x in s)},
-        "busy": {n: busy_time(s, start, end) for n, s in zip(names, per_device)},
+                         zip(names, per_device, strict=False) if any(x.alpha is not None for x in s)},
+        "busy": {n: busy_time(s, start, end) for n, s in zip(names, per_device, strict=False)},
         "series": {"t": t_grid, "mean": q_grid,
-                   "devices": {n: [(x.ts - start, x.queue) for x in s] for n, s in zip(names, per_device)}},
+                   "devices": {n: [(x.ts - start, x.queue) for x in s]
+                               for n, s in zip(names, per_device, strict=False)}},
     }
     point["alpha_eff"] = {n: per_task(*point["busy"][n]) for n in names}
     # The simulator's growth figure: the change between the half-window means, per second.
@@ -394,7 +395,7 @@ def plot(points: list[dict[str, Any]], args: argparse.Namespace, path: Path) -> 
     import matplotlib.pyplot as plt
 
     fig, axes = plt.subplots(len(points), 1, figsize=(9, 3.1 * len(points)), sharex=True)
-    for ax, p in zip(axes if len(points) > 1 else [axes], points):
+    for ax, p in zip(axes if len(points) > 1 else [axes], points, strict=False):
         for name, steps in p["series"]["devices"].items():
             xs = [max(t, 0.0) for t, _ in steps]
             ax.step(xs, [q for _, q in steps], where="post", lw=0.6, alpha=0.5, label=name)
@@ -489,7 +490,7 @@ def main(argv: list[str] | None = None) -> int:
     for point in points:
         exact = [store_figures(d.directory, point["start"] + args.warmup, point["end"]) for d in devices]
         point["store_queue"] = statistics.fmean(q for q, _ in exact)
-        point["alpha_store"] = {d.device: a for d, (_, a) in zip(devices, exact)}
+        point["alpha_store"] = {d.device: a for d, (_, a) in zip(devices, exact, strict=False)}
     if not args.dir:
         shutil.rmtree(mesh_dir, ignore_errors=True)
     # α_eff per device, pooled over the points: all its busy seconds over all the tasks they completed.

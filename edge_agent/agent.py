@@ -26,8 +26,8 @@ from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.models import resolve_model
 from edge_agent.moa import Coordinator
+from edge_agent.models import resolve_model
 from edge_agent.outbox import Outbox
 from edge_agent.peers import PeerTable
 from edge_agent.protocol import Progress, Result, Status, Submit, Task, decode
@@ -43,8 +43,7 @@ def engine_spec(cfg: AgentConfig) -> EngineSpec:
         model_path, model_name = resolve_model(cfg.model, cfg.models_dir)
     return EngineSpec(kind=cfg.engine, model_path=model_path, model_name=model_name, n_ctx=cfg.n_ctx,
                       n_threads=cfg.n_threads, n_gpu_layers=cfg.n_gpu_layers, temperature=cfg.temperature,
-                      seed=cfg.seed,
-                      fake_seconds=cfg.fake_seconds, fake_distribution=cfg.fake_distribution,
+                      seed=cfg.seed, fake_seconds=cfg.fake_seconds, fake_distribution=cfg.fake_distribution,
                       device=cfg.device)
 
 

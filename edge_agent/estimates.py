@@ -23,7 +23,8 @@ from edge_agent.stability import inferences_per_prompt
 
 class Estimator:
     def __init__(self, layers: int = 1, proposers: int = 2, ewma_weight: float = 0.2,
-                 rate_window_s: float = 300.0, min_span_s: float = 60.0, clock: Callable[[], float] = time.monotonic) -> None:
+                 rate_window_s: float = 300.0, min_span_s: float = 60.0,
+                 clock: Callable[[], float] = time.monotonic) -> None:
         self.default_inferences = inferences_per_prompt(layers, proposers)
         self.weight = ewma_weight
         self.window_s = rate_window_s

@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from playbook_harness import INVENTORY, ROOT, SITE, recap, run, tool
 
 pytestmark = [pytest.mark.ansible, pytest.mark.timeout(120)]

@@ -16,8 +16,8 @@ from edge_agent.stability import (
     plan,
     predicted_latency,
     recommend,
-    richest_fit,
     rho,
+    richest_fit,
     utilisation,
 )
 
