@@ -9,6 +9,8 @@ anything else raises ProtocolError, which receivers count and drop.
 from __future__ import annotations
 
 import json
+import re
+import secrets
 import types
 import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
@@ -48,6 +50,9 @@ class Task(Message):
     instruction: str = ""
     max_tokens: int = 256
     created_at: float = 0.0
+    secret: str = ""
+    """Drawn by the origin for this task alone; only the addressee reads its task topic,
+    so a result carrying it can only come from the addressee."""
 
 
 @dataclass(frozen=True)
@@ -68,6 +73,8 @@ class Result(Message):
     completion_tokens: int = 0
     truncated: bool = False
     queue_wait_s: float = 0.0
+    secret: str = ""
+    """The task's secret, proving the result comes from the device the task was sent to."""
 
 
 @dataclass(frozen=True)
@@ -83,6 +90,8 @@ class Submit(Message):
     reply_to: str = ""
     """Device whose broker gets the answer (default: the origin's own)."""
     created_at: float = 0.0
+    secret: str = ""
+    """Drawn by the client; the answer echoes it, so no other board can answer in the origin's name."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +127,8 @@ class Answer(Message):
     notes: list[str] = field(default_factory=list)
     latency_s: float = 0.0
     inferences: list[Inference] = field(default_factory=list)
+    secret: str = ""
+    """The submit's secret, echoed."""
 
 
 @dataclass(frozen=True)
@@ -179,6 +190,11 @@ KINDS: dict[str, type[Message]] = {
 }
 
 M = TypeVar("M", bound=Message)
+
+
+def new_secret() -> str:
+    """A fresh unguessable secret for a task or a submit (128 bits, hex)."""
+    return secrets.token_hex(16)
 
 
 def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
@@ -250,6 +266,7 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
 
 
+SECRET = re.compile(r"^[0-9a-f]{0,64}$")
 MAX_REFERENCES = 64
 MAX_TASK_TOKENS = 8192
 
@@ -263,6 +280,8 @@ def _check_semantics(message: Message, where: str) -> None:
     job_id = getattr(message, "job_id", None)
     if job_id is not None and not topics.JOB_ID.match(job_id):
         raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
+    if isinstance(message, (Task, Result, Submit, Answer)) and not SECRET.match(message.secret):
+        raise ProtocolError(f"{where}: secret must be at most 64 lower-case hex digits")
     if isinstance(message, (Task, Result)) and not 0 < len(message.task_id) <= 200:
         raise ProtocolError(f"{where}: task_id must be 1-200 characters")
     if isinstance(message, Task):
