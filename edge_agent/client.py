@@ -14,10 +14,12 @@ import paho.mqtt.client as mqtt
 from edge_agent import topics
 from edge_agent.errors import JobError, MeshError, ProtocolError
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Answer, Progress, Status, Submit, decode
+from edge_agent.protocol import Answer, Chunk, Progress, Status, Submit, Turn, decode, new_secret
 from edge_agent.statusread import observer_id
+from edge_agent.streaming import Assembler
 
 ProgressHook = Callable[[Progress], None]
+TokenHook = Callable[[str], None]
 
 
 def new_job_id() -> str:
@@ -32,6 +34,9 @@ class SubmitClient:
         self.broker = broker
         self._answers: dict[str, queue.Queue[Answer]] = {}
         self._hooks: dict[str, ProgressHook] = {}
+        self._streams: dict[str, tuple[str, Assembler, TokenHook]] = {}
+        self.watch: ProgressHook | None = None
+        """Called with every job event heard on the mesh (on paho's thread)."""
         self._statuses: dict[str, Status] = {}
         self._identity = threading.Event()
         self._identity_value = ""
@@ -46,6 +51,7 @@ class SubmitClient:
         self.local = self._discover() if device is None else (self._identity_now() or device)
         self.device = device or self.local
         self._client.route(topics.answers(self.local), self._on_answer)
+        self._client.route(topics.streams(self.local), self._on_chunk, qos=0)
 
     def close(self) -> None:
         self._client.close()
@@ -64,6 +70,15 @@ class SubmitClient:
     def _identity_now(self, wait_s: float = 1.0) -> str:
         return self._identity_value if self._identity.wait(wait_s) else ""
 
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    def statuses(self) -> dict[str, Status]:
+        """The latest status of every device heard of, by device id."""
+        with self._lock:
+            return dict(self._statuses)
+
     def status_of(self, device: str, wait_s: float = 2.0) -> Status | None:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -75,10 +90,15 @@ class SubmitClient:
 
     def submit(self, prompt: str, layers: int | None = None, proposers: int | None = None, policy: str = "",
                job_id: str | None = None, timeout_s: float = 300.0,
-               on_progress: ProgressHook | None = None, device: str | None = None) -> Answer:
+               on_progress: ProgressHook | None = None, device: str | None = None,
+               messages: list[Turn] | None = None, max_tokens: int = 0, temperature: float | None = None,
+               on_token: TokenHook | None = None) -> Answer:
         """Submit at device (default: this client's) and wait for the answer.
 
-        Raises MeshError or JobError with a one-line reason.
+        messages: a conversation ending with the user's turn (prompt is then its last
+        content). on_token gets the final answer's text as it is generated, all of it
+        exactly once, the last piece before this returns. Raises MeshError or JobError
+        with a one-line reason.
         """
         target = device or self.device
         status = self.status_of(target)
@@ -91,13 +111,18 @@ class SubmitClient:
         proposers = status.proposers if proposers is None else proposers
         job_id = job_id or new_job_id()
         inbox: queue.Queue[Answer] = queue.Queue()
+        secret = new_secret()
         with self._lock:
             self._answers[job_id] = inbox
             if on_progress:
                 self._hooks[job_id] = on_progress
+            if on_token:
+                self._streams[job_id] = (secret, Assembler(), on_token)
         try:
             message = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
-                             policy=policy, reply_to=self.local, created_at=time.time())
+                             policy=policy, reply_to=self.local, created_at=time.time(), secret=secret,
+                             messages=messages or [], max_tokens=max_tokens, temperature=temperature,
+                             stream=on_token is not None)
             info = self._client.publish(topics.submit(target), message.encode(), qos=1)
             try:
                 info.wait_for_publish(timeout=min(timeout_s, 30.0))
@@ -115,6 +140,7 @@ class SubmitClient:
             with self._lock:
                 self._answers.pop(job_id, None)
                 self._hooks.pop(job_id, None)
+                self._streams.pop(job_id, None)
         return answer
 
     # -- callbacks (paho thread) ------------------------------------------------------
@@ -143,6 +169,8 @@ class SubmitClient:
             hook = self._hooks.get(progress.job_id)
         if hook is not None:
             hook(progress)
+        if self.watch is not None:
+            self.watch(progress)
 
     def _on_answer(self, message: mqtt.MQTTMessage) -> None:
         try:
@@ -151,5 +179,24 @@ class SubmitClient:
             return
         with self._lock:
             inbox = self._answers.get(answer.job_id)
+            stream = self._streams.pop(answer.job_id, None) if inbox is not None else None
+        if stream is not None and answer.ok:
+            # Same thread as the chunks: whatever the stream missed follows it, once.
+            rest = stream[1].rest(answer.answer)
+            if rest:
+                stream[2](rest)
         if inbox is not None:
             inbox.put(answer)
+
+    def _on_chunk(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            chunk = decode(message.payload, Chunk)
+        except ProtocolError:
+            return
+        with self._lock:
+            stream = self._streams.get(chunk.job_id)
+        if stream is None or chunk.secret != stream[0]:
+            return  # not ours, finished, or not from the origin we submitted to
+        added = stream[1].add(chunk.offset, chunk.text)
+        if added:
+            stream[2](added)
