@@ -42,7 +42,7 @@ def main() -> None:
         for i in range(args.requests):
             started = time.monotonic()
             first = last = 0.0
-            tokens, final_s, answer = 0, 0.0, ""
+            tokens, final_s, answer, finish = 0, 0.0, "", ""
             for chunk in client.chat.completions.create(
                     model="dmoa-m1k2", stream=True,
                     messages=[{"role": "user", "content": PROMPTS[i % len(PROMPTS)]}]):
