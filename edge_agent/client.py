@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import queue
 import threading
 import time
@@ -14,7 +15,7 @@ import paho.mqtt.client as mqtt
 from edge_agent import topics
 from edge_agent.errors import JobError, MeshError, ProtocolError
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Answer, Progress, Status, Submit, decode
+from edge_agent.protocol import Answer, Progress, Status, Submit, decode, new_secret
 from edge_agent.statusread import observer_id
 
 ProgressHook = Callable[[Progress], None]
@@ -30,7 +31,7 @@ class SubmitClient:
     def __init__(self, broker: BrokerAddress, device: str | None = None,
                  credentials: Credentials = Credentials(), connect_timeout_s: float = 5.0) -> None:
         self.broker = broker
-        self._answers: dict[str, queue.Queue[Answer]] = {}
+        self._answers: dict[str, tuple[queue.Queue[Answer], str]] = {}
         self._hooks: dict[str, ProgressHook] = {}
         self._statuses: dict[str, Status] = {}
         self._identity = threading.Event()
@@ -91,13 +92,14 @@ class SubmitClient:
         proposers = status.proposers if proposers is None else proposers
         job_id = job_id or new_job_id()
         inbox: queue.Queue[Answer] = queue.Queue()
+        secret = new_secret()
         with self._lock:
-            self._answers[job_id] = inbox
+            self._answers[job_id] = (inbox, secret)
             if on_progress:
                 self._hooks[job_id] = on_progress
         try:
             message = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
-                             policy=policy, reply_to=self.local, created_at=time.time())
+                             policy=policy, reply_to=self.local, created_at=time.time(), secret=secret)
             info = self._client.publish(topics.submit(target), message.encode(), qos=1)
             try:
                 info.wait_for_publish(timeout=min(timeout_s, 30.0))
@@ -150,6 +152,7 @@ class SubmitClient:
         except ProtocolError:
             return
         with self._lock:
-            inbox = self._answers.get(answer.job_id)
-        if inbox is not None:
-            inbox.put(answer)
+            waiting = self._answers.get(answer.job_id)
+        # Only the origin knows the submit's secret: an answer without it is forged.
+        if waiting is not None and hmac.compare_digest(waiting[1], answer.secret):
+            waiting[0].put(answer)
