@@ -14,6 +14,7 @@ import signal
 import sqlite3
 import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
@@ -23,15 +24,15 @@ from edge_agent.config import AgentConfig
 from edge_agent.engine.base import EngineSpec, Request, TokenHook
 from edge_agent.engine.counter import build_counter
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError
+from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError, StorageError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
-from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
+from edge_agent.mesh import BrokerAddress, Credentials, Handler, MeshClient
 from edge_agent.moa import Coordinator
 from edge_agent.models import resolve_model
 from edge_agent.outbox import Outbox
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import Progress, Result, Status, Submit, Task, decode
+from edge_agent.protocol import M, Progress, Result, Status, Submit, Task, decode
 from edge_agent.store import Store
 from edge_agent.streaming import ChunkPublisher
 
@@ -70,6 +71,7 @@ class Agent:
         self.estimator = Estimator(cfg.layers, cfg.proposers)
         self.worker = ModelWorker(self.spec)
         self.rejected = 0
+        self.dead_letters = 0
         self.completed = 0
         self.current = ""
         self._stop = threading.Event()
@@ -114,14 +116,16 @@ class Agent:
             log.warning("%d task(s) interrupted by the last stop are queued again", requeued)
         log.info("loading model %s", self.spec.model_name)
         self.worker.start()
-        self.client.route(topics.task(self.cfg.device), self._on_task)
-        self.client.route(topics.result(self.cfg.device), self._on_result)
-        self.client.route(topics.submit(self.cfg.device), self._on_submit)
+        self.client.route(topics.task(self.cfg.device), self._inbound(Task, self._on_task))
+        self.client.route(topics.result(self.cfg.device), self._inbound(Result, self._on_result))
+        self.client.route(topics.submit(self.cfg.device), self._inbound(Submit, self._on_submit))
         # Heartbeats at QoS 0: the broker keeps none of them for us while we are away,
         # so a restart never starts by wading through hours of stale statuses.
         self.client.route(topics.ALL_STATUS, self._on_status, qos=0)
+        self._status_handler = self._inbound(Status, self._on_peer_status)
         self.client.on_connected = self._on_connected
-        self.client.on_handler_error = self._fail
+        self.client.on_storage_failure = self._fail
+        self.client.on_poison = self._dead_letter
         self.client.connect(timeout_s=30)
         self.coordinator.resume()
         self._threads = [
@@ -144,8 +148,16 @@ class Agent:
         self.client.close()
         self.store.close()
 
+    @property
+    def stopped(self) -> bool:
+        return self._stop.is_set()
+
+    def wait_stopped(self, timeout_s: float) -> bool:
+        """Wait until the agent stops by itself (a storage failure) or is stopped."""
+        return self._stop.wait(timeout_s)
+
     def _fail(self, err: Exception) -> None:
-        """Storage (or another part we rely on) failed: stop rather than break a promise."""
+        """Storage failed: stop rather than acknowledge what cannot be kept."""
         self._fatal = f"{type(err).__name__}: {err}"
         self._stop.set()
 
@@ -158,66 +170,68 @@ class Agent:
         self._status_due = 0.0
 
     # -- inbound (paho network thread) --------------------------------------------------
-    def _decode(self, message: mqtt.MQTTMessage, kind: type) -> object | None:
-        try:
-            return decode(message.payload, kind, self.cfg.max_message_bytes)
-        except ProtocolError as err:
-            self.rejected += 1
-            log.warning("rejected message on %s: %s (%d rejected so far)", message.topic, err, self.rejected)
-            self.client.ack(message)
-            return None
+    # Each handler decodes strictly; a ProtocolError (malformed, oversized, forged) is counted
+    # and dropped here. The router (MeshClient.route) dead-letters any other error, and stops
+    # the agent, leaving the message with the broker, only for a StorageError.
+    def _inbound(self, kind: type[M], handle: Callable[[M, mqtt.MQTTMessage], None]) -> Handler:
+        def handler(message: mqtt.MQTTMessage) -> None:
+            try:
+                handle(decode(message.payload, kind, self.cfg.max_message_bytes), message)
+            except ProtocolError as err:
+                self._reject(message.topic, err)
+        return handler
 
-    def _on_task(self, message: mqtt.MQTTMessage) -> None:
-        task = self._decode(message, Task)
-        if isinstance(task, Task):
-            if self.store.queue_depth() >= self.cfg.max_queue:
-                result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device,
-                                layer=task.layer, role=task.role, ok=False,
-                                error=f"queue full ({self.cfg.max_queue} tasks)")
-                self.store.add_outbox(topics.result(task.origin), result.encode())
-                self.outbox.flush()
-            elif self.store.enqueue(task):
-                self._work.set()
-            self.client.ack(message)
+    def _reject(self, topic: str, err: ProtocolError) -> None:
+        self.rejected += 1
+        log.warning("rejected message on %s: %s (%d rejected so far)", topic, err, self.rejected)
 
-    def _on_result(self, message: mqtt.MQTTMessage) -> None:
-        result = self._decode(message, Result)
-        if isinstance(result, Result):
-            self.coordinator.on_result(result)
-            self.client.ack(message)
+    def _dead_letter(self, message: mqtt.MQTTMessage, err: Exception) -> None:
+        """A message some handler failed on: keep it for inspection, count it, serve on."""
+        self.rejected += 1
+        self.dead_letters += 1
+        self.store.add_dead_letter(message.topic, bytes(message.payload), f"{type(err).__name__}: {err}")
 
-    def _on_submit(self, message: mqtt.MQTTMessage) -> None:
-        submit = self._decode(message, Submit)
-        if isinstance(submit, Submit):
-            self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
-            self.client.ack(message)
+    def _on_task(self, task: Task, message: mqtt.MQTTMessage) -> None:
+        if self.store.queue_depth() >= self.cfg.max_queue:
+            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device,
+                            layer=task.layer, role=task.role, ok=False,
+                            error=f"queue full ({self.cfg.max_queue} tasks)", secret=task.secret)
+            self.store.add_outbox(topics.result(task.origin), result.encode())
+            self.outbox.flush()
+        elif self.store.enqueue(task):
+            self._work.set()
+
+    def _on_result(self, result: Result, message: mqtt.MQTTMessage) -> None:
+        self.coordinator.on_result(result)
+
+    def _on_submit(self, submit: Submit, message: mqtt.MQTTMessage) -> None:
+        self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
 
     def _on_status(self, message: mqtt.MQTTMessage) -> None:
-        if not message.payload:  # a cleared retained status
-            self.client.ack(message)
-            return
-        status = self._decode(message, Status)
-        if isinstance(status, Status):
-            if topics.device_of(message.topic) == status.device:
-                seen = time.monotonic()
-                if message.retain and status.ts:
-                    # A retained status may be old: date it by its timestamp, not by now.
-                    seen -= max(0.0, time.time() - status.ts)
-                self.peers.update(status, seen)
-            else:
-                self.rejected += 1
-                log.warning("status on %s claims device %s; ignored", message.topic, status.device)
-            self.client.ack(message)
+        if message.payload:  # else a cleared retained status
+            self._status_handler(message)
+
+    def _on_peer_status(self, status: Status, message: mqtt.MQTTMessage) -> None:
+        if topics.device_of(message.topic) != status.device:
+            raise ProtocolError(f"status claims device {status.device}")
+        seen = time.monotonic()
+        if message.retain and status.ts:
+            # A retained status may be old: date it by its timestamp, not by now.
+            seen -= max(0.0, time.time() - status.ts)
+        self.peers.update(status, seen)
 
     # -- the FCFS consumer --------------------------------------------------------------
     def _consume(self) -> None:
         while not self._stop.is_set():
             try:
                 self._consume_one()
-            except Exception as err:  # the store failing: nothing sound is left to do
-                log.exception("the FCFS consumer failed")
+            except StorageError as err:  # nothing sound is left to do
+                log.exception("the store failed under the FCFS consumer")
                 self._fail(err)
                 return
+            except Exception:  # a bug outside any one task: keep the queue moving, slowly
+                log.exception("the FCFS consumer failed a step")
+                self._stop.wait(1.0)
 
     def _consume_one(self) -> None:
         if not self.worker.alive and not self._restart_worker("model worker is not running"):
@@ -230,8 +244,19 @@ class Agent:
         task, received_at = claimed
         self.current = f"{task.role} {task.job_id} layer {task.layer}"
         self._status_due = 0.0
-        result = self._infer(task, time.time() - received_at)
-        self.current = ""
+        try:
+            result = self._infer(task, time.time() - received_at)
+        except StorageError:
+            raise
+        except Exception as err:  # a task that trips a bug fails alone; the queue goes on
+            log.exception("task %s failed unexpectedly; it is dead-lettered", task.task_id)
+            self.store.add_dead_letter(topics.task(self.cfg.device), task.encode(), f"{type(err).__name__}: {err}")
+            self.dead_letters += 1
+            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
+                            role=task.role, ok=False, error=f"internal error: {type(err).__name__}",
+                            secret=task.secret)
+        finally:
+            self.current = ""
         if result is None:
             return  # stopping: the task stays 'running' and is requeued at the next start
         self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
@@ -261,7 +286,7 @@ class Agent:
                           conversation=[(t.role, t.content) for t in task.messages],
                           temperature=task.temperature, stream=on_token is not None)
         base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                    role=task.role, queue_wait_s=round(waited, 3))
+                    role=task.role, queue_wait_s=round(waited, 3), secret=task.secret)
         for attempt in (1, 2):
             try:
                 done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s, on_token=on_token)

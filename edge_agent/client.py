@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import hmac
 import queue
 import threading
 import time
@@ -32,7 +33,7 @@ class SubmitClient:
     def __init__(self, broker: BrokerAddress, device: str | None = None,
                  credentials: Credentials = Credentials(), connect_timeout_s: float = 5.0) -> None:
         self.broker = broker
-        self._answers: dict[str, queue.Queue[Answer]] = {}
+        self._answers: dict[str, tuple[queue.Queue[Answer], str]] = {}
         self._hooks: dict[str, ProgressHook] = {}
         self._streams: dict[str, tuple[str, Assembler, TokenHook]] = {}
         self.watch: ProgressHook | None = None
@@ -113,7 +114,7 @@ class SubmitClient:
         inbox: queue.Queue[Answer] = queue.Queue()
         secret = new_secret()
         with self._lock:
-            self._answers[job_id] = inbox
+            self._answers[job_id] = (inbox, secret)
             if on_progress:
                 self._hooks[job_id] = on_progress
             if on_token:
@@ -178,15 +179,18 @@ class SubmitClient:
         except ProtocolError:
             return
         with self._lock:
-            inbox = self._answers.get(answer.job_id)
-            stream = self._streams.pop(answer.job_id, None) if inbox is not None else None
+            waiting = self._answers.get(answer.job_id)
+        # Only the origin knows the submit's secret: an answer without it is forged.
+        if waiting is None or not hmac.compare_digest(waiting[1], answer.secret):
+            return
+        with self._lock:
+            stream = self._streams.pop(answer.job_id, None)
         if stream is not None and answer.ok:
             # Same thread as the chunks: whatever the stream missed follows it, once.
             rest = stream[1].rest(answer.answer)
             if rest:
                 stream[2](rest)
-        if inbox is not None:
-            inbox.put(answer)
+        waiting[0].put(answer)
 
     def _on_chunk(self, message: mqtt.MQTTMessage) -> None:
         try:
@@ -195,8 +199,9 @@ class SubmitClient:
             return
         with self._lock:
             stream = self._streams.get(chunk.job_id)
-        if stream is None or chunk.secret != stream[0]:
-            return  # not ours, finished, or not from the origin we submitted to
+        # The submit's secret, as on answers: chunks from anyone but the origin are dropped.
+        if stream is None or not hmac.compare_digest(stream[0], chunk.secret):
+            return
         added = stream[1].add(chunk.offset, chunk.text)
         if added:
             stream[2](added)

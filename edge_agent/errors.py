@@ -29,5 +29,14 @@ class AgentError(EdgeAgentError):
     """The agent had to stop: its store or its model failed in a way it cannot work around."""
 
 
+class StorageError(AgentError):
+    """The store cannot be read or written (disk full, I/O error, a damaged file).
+
+    Distinct from every other failure in a message handler: a storage failure leaves
+    the message unacknowledged for the broker to hand back once storage works again,
+    while any other error is about the message itself and is dead-lettered.
+    """
+
+
 class JobError(EdgeAgentError):
     """A submitted job was refused or failed."""

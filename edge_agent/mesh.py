@@ -17,7 +17,7 @@ from typing import Any
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.errors import MeshError, ProtocolError
+from edge_agent.errors import MeshError, ProtocolError, StorageError
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,8 @@ class MeshClient:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self.on_connected: Callable[[], None] | None = None
-        self.on_handler_error: Callable[[Exception], None] | None = None
+        self.on_storage_failure: Callable[[StorageError], None] | None = None
+        self.on_poison: Callable[[mqtt.MQTTMessage, Exception], None] | None = None
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -97,23 +98,42 @@ class MeshClient:
 
     # -- routing ----------------------------------------------------------------------
     def route(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
-        """Call handler for messages matching topic_filter; subscribed on every connect."""
+        """Call handler for messages matching topic_filter; subscribed on every connect.
+
+        What a handler raises decides the message's fate. A StorageError leaves it
+        unacknowledged, for the broker to hand back once storage works again, and calls
+        on_storage_failure. Anything else is about the message (malformed, or a bug it
+        trips): it goes to on_poison and is acknowledged, so no message can stop a device
+        and come back at every restart.
+        """
         self._routes.append((topic_filter, qos))
-
-        def callback(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
-            try:
-                handler(message)
-            except (ProtocolError, ValueError):  # the message itself is bad: retrying cannot help
-                log.exception("handler for %s rejected a message", message.topic)
-                self.ack(message)
-            except Exception as err:  # e.g. storage failing: leave it unacknowledged for redelivery
-                log.exception("handler for %s failed; message left unacknowledged", message.topic)
-                if self.on_handler_error is not None:
-                    self.on_handler_error(err)
-
-        self._client.message_callback_add(topic_filter, callback)
+        self._client.message_callback_add(topic_filter, lambda _c, _u, message: self.deliver(handler, message))
         if self._connected.is_set():
             self._client.subscribe(topic_filter, qos)
+
+    def deliver(self, handler: Handler, message: mqtt.MQTTMessage) -> None:
+        """Run handler on one message and acknowledge it, or not, by what it raised."""
+        try:
+            handler(message)
+        except StorageError as err:
+            self._storage_failed(message, err)
+            return
+        except ProtocolError as err:
+            log.warning("rejected a message on %s: %s", message.topic, err)
+        except Exception as err:
+            log.exception("handler for %s failed on a message; it is dead-lettered", message.topic)
+            if self.on_poison is not None:
+                try:
+                    self.on_poison(message, err)
+                except StorageError as failure:
+                    self._storage_failed(message, failure)
+                    return
+        self.ack(message)
+
+    def _storage_failed(self, message: mqtt.MQTTMessage, err: StorageError) -> None:
+        log.error("message on %s left unacknowledged for redelivery: %s", message.topic, err)
+        if self.on_storage_failure is not None:
+            self.on_storage_failure(err)
 
     def ack(self, message: mqtt.MQTTMessage) -> None:
         if self.manual_ack and message.qos > 0:

@@ -34,7 +34,7 @@ from edge_agent.errors import ModelError
 from edge_agent.estimates import Estimator
 from edge_agent.peerchoice import POLICIES, Policy, choose_peers
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, Turn
+from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
 from edge_agent.stability import inferences_per_prompt, mesh_load, richest_fit
 from edge_agent.store import DispatchRow, JobRow, Store
 
@@ -173,7 +173,7 @@ class Coordinator:
                     if d.state == "pending":
                         references = [] if d.layer == 1 else self._answers(job, d.layer - 1)
                         _, topic, payload = self._task(job, d.layer, d.slot, d.device, d.attempt, d.role,
-                                                       references)
+                                                       references, secret=d.secret)
                         self.store.add_outbox(topic, payload)
                     elif d.state in ("abandoned", "failed") and d.attempt == 0 and d.device != self.device:
                         self._lost(job, d, d.error or f"{d.device} lost before a restart")
@@ -330,19 +330,21 @@ class Coordinator:
         return Answer(job_id=job.job_id, origin=self.device, ok=ok, answer=answer, error=error,
                       layers=job.layers, proposers=job.proposers, degraded=job.degraded,
                       notes=job.notes, latency_s=round(finished - job.created_at, 3),
-                      inferences=inferences, reason="" if ok else failure_reason(error))
+                      inferences=inferences, secret=job.secret, reason="" if ok else failure_reason(error))
 
     # -- helpers ----------------------------------------------------------------------
     def _task(self, job: JobRow, layer: int, slot: int, device: str, attempt: int, role: str,
-              references: list[str]) -> tuple[DispatchRow, str, bytes]:
+              references: list[str], secret: str | None = None) -> tuple[DispatchRow, str, bytes]:
         now = self._clock()
+        secret = new_secret() if secret is None else secret
         tid = task_id(job.job_id, layer, device, attempt)
         deadline = None
         if device != self.device:
             # The peer's announced backlog plus this task's own service time, then the margin.
             deadline = now + self.cfg.task_timeout_s + self.peers.expected_wait(device)
         row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
-                          device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline)
+                          device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline,
+                          secret=secret)
         submit = self.store.submit_of(job.job_id)
         final = layer == job.layers + 1
         # The final answer has its own budget and alone is streamed, to the client's board.
@@ -350,7 +352,7 @@ class Coordinator:
                     prompt=job.prompt, references=references,
                     instruction=self.cfg.aggregation_instruction if references else "",
                     max_tokens=self._final_budget(submit) if final else self.cfg.max_tokens, created_at=now,
-                    messages=submit.messages if submit else [],
+                    secret=secret, messages=submit.messages if submit else [],
                     temperature=submit.temperature if submit else None,
                     stream_to=(job.reply_to or self.device) if final and submit and submit.stream else "")
         return row, topics.task(device), task.encode()

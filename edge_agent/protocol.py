@@ -249,6 +249,8 @@ def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_M
         body = json.loads(payload.decode("utf-8"))
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise ProtocolError(f"not UTF-8 JSON: {err}") from None
+    except RecursionError:
+        raise ProtocolError("JSON nested too deeply") from None
     if not isinstance(body, dict):
         raise ProtocolError("message is not a JSON object")
     version = body.pop("v", None)
@@ -306,11 +308,21 @@ def _check(hint: Any, value: Any, where: str) -> Any:
     if hint in (str, bool):
         if not isinstance(value, hint):
             raise ProtocolError(f"{where}: expected {hint.__name__}")
+        if hint is str and not _encodable(value):
+            raise ProtocolError(f"{where}: not valid Unicode text (a lone surrogate escape)")
         return value
     raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
 
 
 SECRET = re.compile(r"^[0-9a-f]{0,64}$")
+def _encodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 MAX_REFERENCES = 64
 MAX_TASK_TOKENS = 8192
 

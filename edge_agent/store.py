@@ -11,6 +11,7 @@ ticker all come through here, and each call is one short transaction.
 
 from __future__ import annotations
 
+import hmac
 import json
 import sqlite3
 import threading
@@ -20,6 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+from edge_agent.errors import ProtocolError, StorageError
 from edge_agent.protocol import Result, Submit, Task, decode
 
 SCHEMA = """
@@ -53,7 +55,8 @@ CREATE TABLE IF NOT EXISTS jobs (
     answer TEXT NOT NULL DEFAULT '',
     error TEXT NOT NULL DEFAULT '',
     created_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    secret TEXT NOT NULL DEFAULT ''            -- the submit's secret, echoed in the answer
 );
 CREATE TABLE IF NOT EXISTS dispatches (
     task_id TEXT PRIMARY KEY,
@@ -72,7 +75,15 @@ CREATE TABLE IF NOT EXISTS dispatches (
     prompt_tokens INTEGER NOT NULL DEFAULT 0,
     completion_tokens INTEGER NOT NULL DEFAULT 0,
     queue_wait_s REAL NOT NULL DEFAULT 0,
-    truncated INTEGER NOT NULL DEFAULT 0
+    truncated INTEGER NOT NULL DEFAULT 0,
+    secret TEXT NOT NULL DEFAULT ''            -- the task's secret; its result must carry it
+);
+CREATE TABLE IF NOT EXISTS dead_letters (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    topic TEXT NOT NULL,
+    payload BLOB NOT NULL,
+    reason TEXT NOT NULL,
+    received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dispatches_job ON dispatches(job_id, layer);
 -- The submit as received, for what a job's tasks carry beyond its prompt (conversation, budgets).
@@ -82,6 +93,28 @@ CREATE TABLE IF NOT EXISTS submits (
 );
 CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 """
+
+
+# Columns added after the first schema: (table, column, definition), added to older stores at open.
+MIGRATIONS = (
+    ("jobs", "secret", "TEXT NOT NULL DEFAULT ''"),
+    ("dispatches", "secret", "TEXT NOT NULL DEFAULT ''"),
+)
+
+
+def is_storage_failure(err: sqlite3.Error) -> bool:
+    """Whether an SQLite error says the store itself failed (disk full, I/O, a damaged or locked
+    file) rather than that the data or the code was wrong (constraints, misuse)."""
+    return isinstance(err, (sqlite3.OperationalError, sqlite3.InternalError)) or type(err) is sqlite3.DatabaseError
+
+
+@dataclass(frozen=True)
+class DeadLetter:
+    id: int
+    topic: str
+    payload: bytes
+    reason: str
+    received_at: float
 
 
 @dataclass(frozen=True)
@@ -100,6 +133,7 @@ class JobRow:
     error: str
     created_at: float
     finished_at: float | None
+    secret: str = ""
 
 
 @dataclass(frozen=True)
@@ -121,6 +155,7 @@ class DispatchRow:
     completion_tokens: int = 0
     queue_wait_s: float = 0.0
     truncated: bool = False
+    secret: str = ""
 
 
 class Store:
@@ -134,21 +169,39 @@ class Store:
         self._db.execute("PRAGMA synchronous=FULL")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
+        for table, column, definition in MIGRATIONS:
+            if column not in {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}:
+                self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def transaction(self) -> Iterator[sqlite3.Connection]:
+    def _guarded(self) -> Iterator[sqlite3.Connection]:
+        """The connection, under the lock, with storage failures raised as StorageError."""
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
             try:
                 yield self._db
-            except BaseException:
-                self._db.execute("ROLLBACK")
+            except sqlite3.Error as err:
+                if is_storage_failure(err):
+                    raise StorageError(f"the store failed: {err}") from err
                 raise
-            self._db.execute("COMMIT")
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        with self._guarded() as db:
+            db.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.in_transaction:
+                    try:
+                        db.execute("ROLLBACK")
+                    except sqlite3.Error:
+                        pass  # the original error says more
+                raise
+            db.execute("COMMIT")
 
     # -- inbox: this device's FCFS queue ------------------------------------------------
     def enqueue(self, task: Task, now: float | None = None) -> bool:
@@ -177,8 +230,8 @@ class Store:
             return db.execute("UPDATE inbox SET state='queued' WHERE state='running'").rowcount
 
     def queue_depth(self) -> int:
-        with self._lock:
-            row = self._db.execute(
+        with self._guarded() as db:
+            row = db.execute(
                 "SELECT COUNT(*) FROM inbox WHERE state IN ('queued', 'running')"
             ).fetchone()
             return int(row[0])
@@ -204,6 +257,7 @@ class Store:
             db.execute(f"DELETE FROM dispatches WHERE job_id IN ({old_jobs})", (cutoff,))
             db.execute(f"DELETE FROM submits WHERE job_id IN ({old_jobs})", (cutoff,))
             db.execute("DELETE FROM jobs WHERE state != 'running' AND finished_at < ?", (cutoff,))
+            db.execute("DELETE FROM dead_letters WHERE received_at < ?", (cutoff,))
 
     # -- outbox ------------------------------------------------------------------------
     def add_outbox(self, topic: str, payload: bytes, retain: bool = False) -> int:
@@ -215,8 +269,8 @@ class Store:
             return int(cur.lastrowid or 0)
 
     def outbox(self) -> list[tuple[int, str, bytes, bool]]:
-        with self._lock:
-            rows = self._db.execute("SELECT id, topic, payload, retain FROM outbox ORDER BY id").fetchall()
+        with self._guarded() as db:
+            rows = db.execute("SELECT id, topic, payload, retain FROM outbox ORDER BY id").fetchall()
         return [(r["id"], r["topic"], bytes(r["payload"]), bool(r["retain"])) for r in rows]
 
     def outbox_done(self, outbox_id: int) -> None:
@@ -228,9 +282,9 @@ class Store:
         with self.transaction() as db:
             cur = db.execute(
                 "INSERT OR IGNORE INTO jobs(job_id, prompt, layers, proposers, policy, reply_to, notes, "
-                "created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                "created_at, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (submit.job_id, submit.prompt, layers, proposers, policy, submit.reply_to, json.dumps(notes),
-                 time.time()),
+                 time.time(), submit.secret),
             )
             return cur.rowcount == 1
 
@@ -245,16 +299,16 @@ class Store:
         return decode(row["payload"], Submit, max_bytes=len(row["payload"])) if row else None
 
     def job(self, job_id: str) -> JobRow | None:
-        with self._lock:
-            row = self._db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
+        with self._guarded() as db:
+            row = db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return _job(row) if row else None
 
     def jobs(self, state: str | None = None) -> list[JobRow]:
-        with self._lock:
+        with self._guarded() as db:
             if state is None:
-                rows = self._db.execute("SELECT * FROM jobs ORDER BY created_at").fetchall()
+                rows = db.execute("SELECT * FROM jobs ORDER BY created_at").fetchall()
             else:
-                rows = self._db.execute(
+                rows = db.execute(
                     "SELECT * FROM jobs WHERE state=? ORDER BY created_at", (state,)
                 ).fetchall()
         return [_job(r) for r in rows]
@@ -291,9 +345,9 @@ class Store:
             for d, topic, payload in sends:
                 db.execute(
                     "INSERT INTO dispatches(task_id, job_id, layer, slot, role, device, attempt, state, "
-                    "sent_at, deadline) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    "sent_at, deadline, secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                     (d.task_id, d.job_id, d.layer, d.slot, d.role, d.device, d.attempt, d.state,
-                     d.sent_at, d.deadline),
+                     d.sent_at, d.deadline, d.secret),
                 )
                 db.execute(
                     "INSERT INTO outbox(topic, payload, created_at) VALUES (?, ?, ?)", (topic, payload, now)
@@ -323,28 +377,38 @@ class Store:
         if layer is not None:
             query += " AND layer=?"
             args += (layer,)
-        with self._lock:
-            rows = self._db.execute(query + " ORDER BY layer, slot, attempt", args).fetchall()
+        with self._guarded() as db:
+            rows = db.execute(query + " ORDER BY layer, slot, attempt", args).fetchall()
         return [_dispatch(r) for r in rows]
 
     def pending_dispatches(self) -> list[DispatchRow]:
-        with self._lock:
-            rows = self._db.execute("SELECT * FROM dispatches WHERE state='pending'").fetchall()
+        with self._guarded() as db:
+            rows = db.execute("SELECT * FROM dispatches WHERE state='pending'").fetchall()
         return [_dispatch(r) for r in rows]
 
     def record_result(self, result: Result) -> DispatchRow | None:
-        """Store a result if its dispatch is still pending and it comes from the device the task
-        was sent to; None for duplicates, late ones and answers from anyone else."""
+        """Store a result if its dispatch is still pending; None for duplicates, late ones and
+        results of tasks this device never sent.
+
+        Raises ProtocolError for a result that does not prove it comes from the device the task
+        was sent to (its device or its secret differ): a forgery, or a confused peer.
+        """
         with self.transaction() as db:
-            cur = db.execute(
+            row = db.execute("SELECT * FROM dispatches WHERE task_id=?", (result.task_id,)).fetchone()
+            if row is None:
+                return None
+            if row["device"] != result.device or not hmac.compare_digest(row["secret"], result.secret):
+                raise ProtocolError(f"result for task {result.task_id} does not carry the secret of the "
+                                    f"task sent to {row['device']}; rejected as forged")
+            if row["state"] != "pending":
+                return None
+            db.execute(
                 "UPDATE dispatches SET state=?, text=?, error=?, seconds=?, prompt_tokens=?, "
-                "completion_tokens=?, queue_wait_s=?, truncated=? WHERE task_id=? AND device=? AND state='pending'",
+                "completion_tokens=?, queue_wait_s=?, truncated=? WHERE task_id=?",
                 ("done" if result.ok else "failed", result.text, result.error, result.seconds,
                  result.prompt_tokens, result.completion_tokens, result.queue_wait_s,
-                 int(result.truncated), result.task_id, result.device),
+                 int(result.truncated), result.task_id),
             )
-            if cur.rowcount != 1:
-                return None
             row = db.execute("SELECT * FROM dispatches WHERE task_id=?", (result.task_id,)).fetchone()
         return _dispatch(row)
 
@@ -357,13 +421,26 @@ class Store:
             return cur.rowcount == 1
 
 
+    # -- dead letters: messages a handler failed on, kept for inspection, never retried --------
+    def add_dead_letter(self, topic: str, payload: bytes, reason: str) -> int:
+        with self.transaction() as db:
+            cur = db.execute("INSERT INTO dead_letters(topic, payload, reason, received_at) VALUES (?, ?, ?, ?)",
+                             (topic, payload, reason, time.time()))
+            return int(cur.lastrowid or 0)
+
+    def dead_letters(self) -> list[DeadLetter]:
+        with self._guarded() as db:
+            rows = db.execute("SELECT * FROM dead_letters ORDER BY id").fetchall()
+        return [DeadLetter(r["id"], r["topic"], bytes(r["payload"]), r["reason"], r["received_at"]) for r in rows]
+
+
 def _job(row: sqlite3.Row) -> JobRow:
     return JobRow(
         job_id=row["job_id"], prompt=row["prompt"], layers=row["layers"], proposers=row["proposers"],
         policy=row["policy"], reply_to=row["reply_to"], state=row["state"], layer=row["layer"],
         degraded=bool(row["degraded"]),
         notes=json.loads(row["notes"]), answer=row["answer"], error=row["error"],
-        created_at=row["created_at"], finished_at=row["finished_at"],
+        created_at=row["created_at"], finished_at=row["finished_at"], secret=row["secret"],
     )
 
 
@@ -374,5 +451,5 @@ def _dispatch(row: sqlite3.Row) -> DispatchRow:
         sent_at=row["sent_at"], deadline=row["deadline"], text=row["text"], error=row["error"],
         seconds=row["seconds"], prompt_tokens=row["prompt_tokens"],
         completion_tokens=row["completion_tokens"], queue_wait_s=row["queue_wait_s"],
-        truncated=bool(row["truncated"]),
+        truncated=bool(row["truncated"]), secret=row["secret"],
     )

@@ -32,6 +32,7 @@ def describe(p: Progress) -> str:
 
 def answer_json(answer: Answer) -> dict[str, Any]:
     body = asdict(answer)
+    del body["secret"]  # proof of origin for the client, nothing for the user
     body["inferences"] = [asdict(i) for i in answer.inferences]
     return body
 

@@ -47,16 +47,34 @@ def test_exactly_k_plus_1_times_m_plus_1_inferences_on_the_right_devices(mesh, l
         )
 
 
-def test_garbage_on_a_task_topic_is_counted_and_the_agent_keeps_serving(mesh):
+def hostile_payloads(device: str) -> list[tuple[str, bytes]]:
+    """Messages that once stopped an agent, or might: malformed, mistyped, hostile ids, deep nesting."""
+    task = {"v": 1, "kind": "task", "task_id": "t", "job_id": "j", "origin": "edge-1", "layer": 1,
+            "role": "propose", "prompt": "p"}
+    result = {"v": 1, "kind": "result", "task_id": "t", "job_id": "j", "device": "edge-1", "layer": 1,
+              "role": "propose", "ok": True}
+    submit = {"v": 1, "kind": "submit", "job_id": "j", "prompt": "p", "layers": 1, "proposers": 1}
+    raw = [b"\x00\xff garbage", b"{}", json.dumps({"v": 99, "kind": "task"}).encode(),
+           json.dumps({"v": 1, "kind": "task", "task_id": 5}).encode(), b"x" * 300_000,
+           b"[" * 60_000 + b"]" * 60_000, json.dumps(task).replace('"p"}', '"\\ud800"}').encode()]
+    hostile = [json.dumps({**task, "job_id": "../../etc"}), json.dumps({**task, "origin": "#"}),
+               json.dumps({**task, "references": [[[]]]})]
+    return ([(topics.task(device), p) for p in raw] + [(topics.task(device), p.encode()) for p in hostile]
+            + [(topics.result(device), json.dumps({**result, "device": "+"}).encode()),
+               (topics.result(device), b"[" * 60_000),
+               (topics.submit(device), json.dumps({**submit, "layers": 999}).encode()),
+               (topics.submit(device), json.dumps({**submit, "reply_to": "../x"}).encode())])
+
+
+def test_hostile_messages_on_every_inbound_topic_are_counted_and_the_agent_keeps_serving(mesh):
     target = mesh[1]
     before = {s["device"]: s for s in read_statuses(target.host, target.port, 1.5)}[target.device]["rejected"]
     raw = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="garbage-test")
     raw.connect(target.host, target.port)
     raw.loop_start()
-    payloads = [b"\x00\xff garbage", b"{}", json.dumps({"v": 99, "kind": "task"}).encode(),
-                json.dumps({"v": 1, "kind": "task", "task_id": 5}).encode(), b"x" * 300_000]
-    for payload in payloads:
-        raw.publish(topics.task(target.device), payload, qos=1).wait_for_publish(5)
+    payloads = hostile_payloads(target.device)
+    for topic, payload in payloads:
+        raw.publish(topic, payload, qos=1).wait_for_publish(5)
     raw.loop_stop()
     raw.disconnect()
     deadline = time.monotonic() + 20

@@ -54,7 +54,8 @@ class Harness:
             for topic, task in pending:
                 self.coordinator.on_result(Result(task_id=task.task_id, job_id=task.job_id,
                                                   device=topics.device_of(topic), layer=task.layer,
-                                                  role=task.role, ok=True, text="t", seconds=0.5))
+                                                  role=task.role, ok=True, text="t", seconds=0.5,
+                                                  secret=task.secret))
             pending = self.sent()
         (answer,) = [m for _, m in pending]
         return first, answer

@@ -39,7 +39,7 @@ class Harness:
         t = task[1]
         self.coordinator.on_result(Result(task_id=t.task_id, job_id=t.job_id, device=device, layer=t.layer,
                                           role=t.role, ok=ok, text=text or f"{device}@{t.layer}",
-                                          error="" if ok else "boom", seconds=0.5))
+                                          error="" if ok else "boom", seconds=0.5, secret=t.secret))
 
 
 @pytest.mark.parametrize("layers, proposers", [(0, 0), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])
@@ -208,6 +208,6 @@ def test_truncation_of_references_is_reported_in_the_answer(tmp_path):
     h.answer(h.sent()[0])
     ((_, final),) = h.sent()
     h.coordinator.on_result(Result(task_id=final.task_id, job_id="j", device="edge-1", layer=2, role="aggregate",
-                                   ok=True, text="merged", truncated=True))
+                                   ok=True, text="merged", truncated=True, secret=final.secret))
     (answer,) = [m for _, m in h.sent()]
     assert [i.truncated for i in answer.inferences] == [False, True]

@@ -41,6 +41,11 @@ def test_version_and_kind_are_on_the_wire():
         (json.dumps({"v": 2, "kind": "task"}).encode(), "version"),
         (json.dumps({"v": 1, "kind": "result"}).encode(), "expected a 'task'"),
         (json.dumps({"v": 1, "kind": "task", "task_id": "t"}).encode(), "missing field"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (b'{"v": 1, "kind": "task", "task_id": "t", "job_id": "j", "origin": "edge-1", "layer": 1, '
+         b'"role": "propose", "prompt": "\\ud800"}', "lone surrogate"),
+        (json.dumps({"v": 1, "kind": "task", "task_id": "t", "job_id": "j", "origin": "edge-1", "layer": 1,
+                     "role": "propose", "prompt": "p", "secret": "../+#"}).encode(), "secret"),
     ],
 )
 def test_malformed_payloads_are_rejected_with_a_reason(payload, reason):

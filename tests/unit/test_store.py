@@ -1,7 +1,10 @@
 import sqlite3
 
+import pytest
+
+from edge_agent.errors import StorageError
 from edge_agent.protocol import Result, Submit, Task
-from edge_agent.store import DispatchRow, Store
+from edge_agent.store import SCHEMA, DispatchRow, Store, is_storage_failure
 
 
 def task(n):
@@ -92,3 +95,42 @@ def test_prune_forgets_only_what_is_finished_and_old(tmp_path):
     assert store.job("old") is None and store.job("live") is not None
     assert store.queue_depth() == 1 and not store.enqueue(task(2)), "queued tasks are kept"
     assert store.enqueue(task(1)), "a pruned task id is forgotten"
+
+
+def test_storage_failures_are_told_apart_from_errors_in_the_data(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.create_job(Submit(job_id="j", prompt="p", layers=1, proposers=1), 1, 1, "uniform", [])
+    row = dispatch_row("j", "edge-1", 0)
+    assert store.dispatch("j", 0, 1, [(row, "t", b"x")])
+    with pytest.raises(sqlite3.IntegrityError):  # a bug or a bad message, not the disk
+        store.dispatch("j", 1, 1, [(row, "t", b"x")])
+    store._db.execute("PRAGMA query_only=ON")  # every write now fails as a read-only disk would
+    with pytest.raises(StorageError, match="the store failed"):
+        store.enqueue(task(9))
+    assert is_storage_failure(sqlite3.OperationalError("database or disk is full"))
+    assert is_storage_failure(sqlite3.DatabaseError("database disk image is malformed"))
+    assert not is_storage_failure(sqlite3.IntegrityError("UNIQUE constraint failed"))
+    assert not is_storage_failure(sqlite3.ProgrammingError("misuse"))
+
+
+def test_dead_letters_are_kept_across_a_restart(tmp_path):
+    path = tmp_path / "a.db"
+    Store(path).add_dead_letter("dmoa/v1/to/edge-1/task", b"\xff{", "RuntimeError: boom")
+    (letter,) = Store(path).dead_letters()
+    assert (letter.topic, letter.payload, letter.reason) == ("dmoa/v1/to/edge-1/task", b"\xff{", "RuntimeError: boom")
+
+
+def test_a_store_from_before_secrets_gains_their_columns(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite3.connect(path)
+    db.executescript(SCHEMA.replace(",\n    secret TEXT NOT NULL DEFAULT ''", ""))
+    db.execute("INSERT INTO jobs(job_id, prompt, layers, proposers, policy, created_at) "
+               "VALUES ('old', 'p', 0, 0, 'uniform', 1.0)")
+    db.commit()
+    db.close()
+    assert "secret" not in {r[1] for r in sqlite3.connect(path).execute("PRAGMA table_info(jobs)")}
+    store = Store(path)
+    assert store.job("old").secret == ""
+    assert store.create_job(Submit(job_id="new", prompt="p", layers=0, proposers=0, secret="ab" * 16),
+                            0, 0, "uniform", [])
+    assert store.job("new").secret == "ab" * 16
