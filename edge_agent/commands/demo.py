@@ -31,9 +31,19 @@ def demo(prompt: str, devices: int, layers: int, proposers: int, model: str, add
                 click.echo(f"  {d.device} on {d.broker}", err=True)
             origin = mesh[0]
             click.echo(f"\nprompt at {origin.device}: {prompt}", err=True)
+            streamed: list[str] = []
+
+            def token(piece: str) -> None:
+                if not streamed:
+                    click.echo(f"\nfinal answer from {origin.device}, as it is generated:\n", err=True)
+                streamed.append(piece)
+                click.echo(piece, nl=False, err=True)
+
             with SubmitClient(BrokerAddress(origin.host, origin.port), origin.device) as client:
-                answer = client.submit(prompt, layers, proposers, timeout_s=600,
+                answer = client.submit(prompt, layers, proposers, timeout_s=600, on_token=token,
                                        on_progress=lambda p: click.echo("  " + describe(p), err=True))
+            if streamed:
+                click.echo("", err=True)
             click.echo("\ninferences:", err=True)
             for i in answer.inferences:
                 click.echo(f"  layer {i.layer} {i.role:<9} {i.device:<8} {i.seconds:5.2f} s  "
