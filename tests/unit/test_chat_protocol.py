@@ -8,7 +8,7 @@ from edge_agent import topics
 from edge_agent.aggregation import WhitespaceCounter, build_messages, check_fits
 from edge_agent.errors import ModelError, ProtocolError
 from edge_agent.protocol import Chunk, Submit, Task, Turn, decode
-from edge_agent.streaming import Assembler
+from edge_agent.streaming import Assembler, ChunkPublisher
 
 
 def test_a_submit_with_a_conversation_round_trips():
@@ -78,3 +78,18 @@ def test_the_conversation_counts_against_the_references_room():
     assert not short.truncated and long.truncated
     with pytest.raises(ModelError):
         check_fits([("user", "x " * 600)], 3, "i", 700, 64, WhitespaceCounter())
+
+
+def test_the_publisher_sends_each_piece_at_its_offset_at_qos_0_to_the_client():
+    sent = []
+
+    class Broker:
+        def publish(self, topic, payload, qos=1, retain=False):
+            sent.append((topic, decode(payload, Chunk), qos))
+
+    publish = ChunkPublisher(Broker(), "edge-1", "edge-2", "j", "ab" * 16)
+    for piece in ("The", " sky", " is blue."):
+        publish(piece)
+    assert [(c.offset, c.text) for _, c, _ in sent] == [(0, "The"), (3, " sky"), (7, " is blue.")]
+    assert {(t, q) for t, _, q in sent} == {("dmoa/v1/to/edge-2/stream/j", 0)}
+    assert all(c.secret == "ab" * 16 and c.origin == "edge-1" for _, c, _ in sent)
