@@ -53,8 +53,11 @@ def error_of(response: httpx.Response) -> dict[str, object]:
      400),
     ("unknown model", auth(), json.dumps({**GOOD, "model": "gpt-4o"}), 400),
     ("10 MB body", auth(), json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * 10_000_000}]}), 413),
-    ("over-long conversation", auth(), json.dumps(
+    ("over-long prompt", auth(), json.dumps(
         {**GOOD, "messages": [{"role": "user", "content": "word " * 5000}]}), 400),
+    ("conversation beyond the context window", auth(), json.dumps(
+        {**GOOD, "messages": [{"role": "user", "content": "word " * 1500}, {"role": "assistant", "content": "ok"},
+                              {"role": "user", "content": "and?"}]}), 400),
 ])
 def test_a_bad_request_gets_its_status_and_the_service_keeps_serving(api, name, headers, content, status):
     response = httpx.post(api + CHAT, content=content, headers={**headers, "Content-Type": "application/json"},
