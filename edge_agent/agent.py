@@ -20,6 +20,7 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__, topics
+from edge_agent.claims import ClaimWatch
 from edge_agent.config import AgentConfig
 from edge_agent.engine.base import EngineSpec, Request
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
@@ -31,7 +32,8 @@ from edge_agent.moa import Coordinator
 from edge_agent.models import resolve_model
 from edge_agent.outbox import Outbox
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import M, Progress, Result, Status, Submit, Task, decode
+from edge_agent.protocol import M, Progress, Result, Status, Submit, Task, decode, new_secret
+from edge_agent.quarantine import quarantine_if_damaged
 from edge_agent.store import Store
 
 log = logging.getLogger(__name__)
@@ -61,7 +63,14 @@ class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.spec = engine_spec(cfg)
+        self.instance = new_secret()[:12]
+        self.claims = ClaimWatch(window_s=max(60.0, 6 * cfg.peer_stale_s))
+        self._claimed_elsewhere: tuple[str, float] | None = None
+        self._store_note = ""
         try:
+            self._store_note = quarantine_if_damaged(cfg.db_path)
+            if self._store_note:
+                log.error("%s", self._store_note)
             self.store = Store(cfg.db_path)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(f"cannot open the store {cfg.db_path}: {err} (check data_dir)") from None
@@ -86,8 +95,8 @@ class Agent:
             keepalive_s=cfg.keepalive_s,
             persistent_session=True,  # the broker keeps our tasks while we restart
             manual_ack=True,  # acknowledge only once a message is committed to the store
-            will=(topics.status(cfg.device), Status(device=cfg.device, online=False,
-                                                    version=__version__).encode()),
+            will=(topics.status(cfg.device), Status(device=cfg.device, online=False, version=__version__,
+                                                    instance=self.instance).encode()),
         )
         self.outbox = Outbox(self.store, self.client)
         self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
@@ -212,11 +221,25 @@ class Agent:
     def _on_peer_status(self, status: Status, message: mqtt.MQTTMessage) -> None:
         if topics.device_of(message.topic) != status.device:
             raise ProtocolError(f"status claims device {status.device}")
-        seen = time.monotonic()
+        now = seen = time.monotonic()
         if message.retain and status.ts:
             # A retained status may be old: date it by its timestamp, not by now.
             seen -= max(0.0, time.time() - status.ts)
         self.peers.update(status, seen)
+        if not message.retain and self.claims.observe(status.device, status.instance, status.online, now):
+            log.error("device id %s is claimed by two boards at once (a cloned SD card?); give one of them "
+                      "another edge_device", status.device)
+        if self.cfg.device in status.conflicts and status.device != self.cfg.device:
+            if self._claimed_elsewhere is None:
+                log.error("%s sees another board running as %s too; give one of them another edge_device",
+                          status.device, self.cfg.device)
+            self._claimed_elsewhere = (status.device, now)
+
+    def _alerts(self, now: float) -> list[str]:
+        alerts = [self._store_note] if self._store_note else []
+        if self._claimed_elsewhere is not None and now - self._claimed_elsewhere[1] <= self.claims.hold_s:
+            alerts.append(f"another board also runs as {self.cfg.device} (seen by {self._claimed_elsewhere[0]})")
+        return alerts
 
     # -- the FCFS consumer --------------------------------------------------------------
     def _consume(self) -> None:
@@ -330,7 +353,8 @@ class Agent:
             layers=self.cfg.layers, proposers=self.cfg.proposers, policy=self.cfg.policy,
             cpu=health.cpu, memory=health.memory, temperature=health.temperature,
             completed=self.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,
-            peers=[s.device for s in self.peers.live()],
+            peers=[s.device for s in self.peers.live()], instance=self.instance,
+            alerts=self._alerts(time.monotonic()), conflicts=self.claims.conflicts(time.monotonic()),
         )
 
     def _publish_progress(self, progress: Progress) -> None:

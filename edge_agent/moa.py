@@ -55,6 +55,7 @@ class Coordinator:
         clock: Callable[[], float] = time.time,
         estimator: Estimator | None = None,
         link_settled: Callable[[], bool] = lambda: True,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.device = cfg.device
@@ -66,6 +67,12 @@ class Coordinator:
         self._clock = clock
         self._estimator = estimator
         self._link_settled = link_settled
+        self._monotonic = monotonic
+        # Deadlines run on the monotonic clock: a board without an RTC steps its wall clock at
+        # boot, and that must neither fire a deadline early nor keep one from ever firing. The
+        # wall-clock deadline in the store is for the record; after a restart each pending task
+        # gets its whole allowance again.
+        self._due: dict[str, float] = {}
         self._lock = threading.RLock()
 
     # -- entry points -----------------------------------------------------------------
@@ -114,13 +121,20 @@ class Coordinator:
             self._maybe_advance(job, row.layer)
 
     def tick(self, now: float | None = None) -> None:
-        """Deadlines and departed peers: re-send or skip what will not come back."""
-        now = self._clock() if now is None else now
+        """Deadlines and departed peers: re-send or skip what will not come back.
+
+        now is on the monotonic clock."""
+        now = self._monotonic() if now is None else now
         with self._lock:
-            for d in self.store.pending_dispatches():
+            pending = self.store.pending_dispatches()
+            live = {d.task_id for d in pending}
+            for task_id in [t for t in self._due if t not in live]:
+                del self._due[task_id]
+            for d in pending:
                 if d.device == self.device:
                     continue
-                if d.deadline is not None and now > d.deadline:
+                allowance = (d.deadline - d.sent_at) if d.deadline is not None else self.cfg.task_timeout_s
+                if now > self._due.setdefault(d.task_id, now + allowance):
                     reason = f"{d.device} missed its deadline"
                 elif self._link_settled() and not self.peers.is_live(d.device):
                     # Only trusted while our own broker link is up and has been long enough
@@ -306,7 +320,9 @@ class Coordinator:
         deadline = None
         if device != self.device:
             # The peer's announced backlog plus this task's own service time, then the margin.
-            deadline = now + self.cfg.task_timeout_s + self.peers.expected_wait(device)
+            allowance = self.cfg.task_timeout_s + self.peers.expected_wait(device)
+            deadline = now + allowance
+            self._due[tid] = self._monotonic() + allowance
         row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
                           device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline,
                           secret=secret)

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psutil
-from meshutil import client_for, running_mesh
+from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import topics
@@ -21,8 +21,7 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.errors import StorageError
 from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress, MeshClient
-from edge_agent.protocol import Answer, Progress, Result, Status, Submit, decode
+from edge_agent.protocol import Answer, Progress, Result, Submit
 from edge_agent.statusread import read_statuses
 
 
@@ -59,24 +58,6 @@ class Tap:
         self.client.disconnect()
 
 
-def wait_online(device: VirtualDevice, since: float, timeout_s: float = 30) -> None:
-    """Wait for a status of device, sent after since, that says it is online."""
-    online = threading.Event()
-
-    def on_status(message: mqtt.MQTTMessage) -> None:
-        status = decode(message.payload, Status)
-        if status.online and status.ts >= since:
-            online.set()
-
-    client = MeshClient(f"wait-online-{os.getpid()}", BrokerAddress(device.host, device.port))
-    client.route(topics.status(device.device), on_status)
-    client.connect()
-    try:
-        assert online.wait(timeout_s), f"{device.device} came online"
-    finally:
-        client.close()
-
-
 def in_process_agent(device: VirtualDevice, calls: list[str], fault: dict[str, Exception]) -> Agent:
     """The device's agent, run in this process so that a fault can be planted in a handler:
     accepting a submit whose prompt is a key of fault raises that error."""
@@ -92,7 +73,7 @@ def in_process_agent(device: VirtualDevice, calls: list[str], fault: dict[str, E
 
     agent.coordinator.accept = faulty_accept  # type: ignore[method-assign]
     agent.start()
-    wait_online(device, started)
+    wait_for_status(device, device.device, lambda s: s.online and s.ts >= started)
     return agent
 
 

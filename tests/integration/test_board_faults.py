@@ -1,0 +1,68 @@
+"""Faults of a board's own making, on a real mesh: a store damaged while the agent was down, and a
+second board running with the same device id (a cloned SD card)."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import time
+from pathlib import Path
+
+import psutil
+from meshutil import client_for, running_mesh, wait_for_status
+
+from edge_agent import localmesh
+from edge_agent.commands.mesh import agent_settings
+
+
+def stop(pid: int, sig: int = signal.SIGKILL) -> None:
+    os.killpg(pid, sig)
+    gone, alive = psutil.wait_procs([psutil.Process(pid)], timeout=10)
+    assert not alive
+
+
+def test_a_store_damaged_while_the_agent_was_down_is_moved_aside_and_said_so(tmp_path):
+    with running_mesh(tmp_path, 1, "127.0.56", engine="fake", fake_seconds=0.05) as (device,):
+        with client_for(device) as client:
+            assert client.submit("fill the store", 0, 0, timeout_s=30).ok
+        stop(device.agent_pid, signal.SIGTERM)  # a clean stop folds the WAL into the file
+        store = Path(device.directory) / "data" / "agent.db"
+        assert not Path(f"{store}-wal").exists()
+        with open(store, "r+b") as f:  # flipped bits in the file's first sector
+            head = f.read(100)
+            f.seek(0)
+            f.write(bytes(b ^ 0x24 for b in head))
+        started = time.time()
+        restarted = localmesh.start_agent(Path(device.directory))
+        localmesh.update_agent_pid(tmp_path, device.device, restarted.pid)
+        status = wait_for_status(device, device.device, lambda s: s.online and s.ts >= started)
+        (alert,) = status.alerts
+        assert alert.startswith(f"the store {store} was damaged") and "started empty" in alert
+        moved = alert.split("moved aside to ")[1].split(";")[0]
+        assert (store.parent / moved).exists()
+        assert moved in (Path(device.directory) / "agent.log").read_text(), "the log names the file"
+        with client_for(device) as client:
+            assert client.submit("after the damage", 0, 0, timeout_s=30).ok, "the agent serves on"
+
+
+def test_a_device_id_claimed_by_two_boards_is_reported_within_a_minute(tmp_path):
+    with running_mesh(tmp_path / "mesh", 3, "127.0.57", engine="fake", fake_seconds=0.05) as mesh:
+        # A clone of edge-2 on a fourth address: same device id, same peers, its own broker.
+        layout = [(d.device, d.host, d.port) for d in mesh if d.device != "edge-2"] + [("edge-2", "127.0.57.4", 1883)]
+        mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
+        settings = agent_settings("fake", "fake", 0.05, ("admission=accept",))
+        clone = localmesh._start_device(mosquitto, tmp_path / "clone", "edge-2", "127.0.57.4", 1883, layout,
+                                        settings)
+        try:
+            started = time.monotonic()
+            seen = wait_for_status(mesh[0], "edge-1", lambda s: "edge-2" in s.conflicts, timeout_s=60)
+            assert seen.conflicts == ["edge-2"]
+            original = wait_for_status(mesh[1], "edge-2", lambda s: bool(s.alerts), timeout_s=60)
+            (alert,) = original.alerts
+            assert re.fullmatch(r"another board also runs as edge-2 \(seen by edge-[13]\)", alert), alert
+            assert time.monotonic() - started < 60
+        finally:
+            for pid in (clone.agent_pid, clone.broker_pid):
+                stop(pid)
