@@ -13,6 +13,7 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psutil
+import pytest
 from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
 
@@ -23,6 +24,8 @@ from edge_agent.errors import StorageError
 from edge_agent.localmesh import VirtualDevice
 from edge_agent.protocol import Answer, Progress, Result, Submit
 from edge_agent.statusread import read_statuses
+
+pytestmark = pytest.mark.faults
 
 
 class Tap:
@@ -83,7 +86,7 @@ def kill_agent(device: VirtualDevice) -> None:
     assert not alive, "the mesh's own agent is gone"
 
 
-def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_once(tmp_path):
+def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_once(tmp_path, reliability):
     with running_mesh(tmp_path, 1, "127.0.53", engine="fake", fake_seconds=0.05) as (device,):
         kill_agent(device)
         calls: list[str] = []
@@ -112,6 +115,8 @@ def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_
             assert not agent.stopped
         finally:
             agent.stop()
+    reliability(scenario="a message that makes a handler raise, then a restart", trials=1, recover_s=None,
+                figure="handled once, dead-lettered, not redelivered; the agent serves on")
 
 
 def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back(tmp_path):
@@ -140,7 +145,7 @@ def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back
         assert [a.job_id for a in answers] == ["kept-1"] and answers[0].ok
 
 
-def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path):
+def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path, reliability):
     with running_mesh(tmp_path, 3, "127.0.54", engine="fake", fake_seconds=1.5) as mesh:
         origin = mesh[0]
         rejected_before = {s["device"]: s["rejected"] for s in read_statuses(origin.host, origin.port, 1.5)}
@@ -170,4 +175,6 @@ def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM dispatches WHERE text='FORGED'").fetchone() == (0,)
         after = {s["device"]: s["rejected"] for s in read_statuses(origin.host, origin.port, 3.0)}
         assert after[origin.device] == rejected_before[origin.device] + 1, "the forged result was counted"
+    reliability(scenario="a board forges a peer's result and the origin's answer", trials=1, recover_s=None,
+                figure="both reached the broker; both ignored, the forged result counted")
 

@@ -1,0 +1,134 @@
+"""The fault matrix's scenarios that a local mesh covers as well as separate boards would: load at a
+steady rate, a burst past the queue's cap, and ten thousand malformed messages. Each records its row
+of docs/reliability.md (`make faults`); the full-size steady load runs under the `slow` marker."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import paho.mqtt.client as mqtt
+import psutil
+import pytest
+from badinput import bad_messages
+from history import Recorder, check
+from meshutil import running_mesh, wait_for_status
+from paho.mqtt.enums import CallbackAPIVersion
+
+from edge_agent import topics
+from edge_agent.protocol import Result, Status, Task, decode
+from edge_agent.stability import inferences_per_prompt
+
+pytestmark = pytest.mark.faults
+
+
+def stores(mesh) -> list[Path]:
+    return [Path(d.directory) / "data" / "agent.db" for d in mesh]
+
+
+@pytest.mark.parametrize("prompts", [
+    pytest.param(60, id="60-prompts"),
+    pytest.param(300, id="300-prompts", marks=pytest.mark.slow),
+])
+def test_steady_load_at_seven_tenths_of_the_bound_is_answered_within_a_minute(tmp_path, reliability, prompts):
+    alpha, layers, proposers, devices = 0.2, 2, 2, 3
+    rate = 0.7 / (inferences_per_prompt(layers, proposers) * alpha)  # prompts/s per device (Theorem 1)
+    with running_mesh(tmp_path, devices, "127.0.58", engine="fake", fake_seconds=alpha) as mesh:
+        recorder = Recorder(mesh[0])
+        try:
+            started = time.monotonic()
+            for n in range(prompts):  # round robin: each device's users at `rate`
+                due = started + n / (rate * devices)
+                time.sleep(max(0.0, due - time.monotonic()))
+                recorder.offer(mesh[n % devices].device, f"prompt {n}: why is the sea salty?", layers, proposers)
+            assert recorder.wait_all_answered(90), "every acknowledged prompt was answered"
+        finally:
+            recorder.close()
+        verdict = check(recorder, stores(mesh))
+    reliability(scenario=f"steady load, {devices} boards, M={layers} k={proposers}, α={alpha} s, ρ=0.7, "
+                         f"{prompts} prompts", trials=prompts, lost=len(verdict.lost),
+                duplicated=len(verdict.duplicated), recovered=len(verdict.recovered), recover_s=None,
+                figure=f"slowest answer {verdict.latencies[-1]:.1f} s (≤ 60 s)")
+    assert verdict.valid, verdict.summary()
+    assert verdict.offered == verdict.acknowledged == verdict.answered == prompts
+    assert not verdict.refused, verdict.summary()
+    assert verdict.latencies[-1] <= 60.0
+
+
+def test_a_burst_of_ten_times_the_queue_cap_is_accepted_or_refused_never_dropped(tmp_path, reliability):
+    cap, offered = 20, 200
+    with running_mesh(tmp_path, 1, "127.0.59", engine="fake", fake_seconds=0.1, max_queue=cap) as (board,):
+        results: dict[str, list[tuple[float, Result]]] = {}
+        sent: dict[str, float] = {}
+        depths: list[int] = []
+        lock = threading.Condition()
+        subscribed = threading.Event()
+
+        def on_message(client, userdata, message) -> None:
+            if message.topic == topics.status(board.device):
+                depths.append(decode(message.payload, Status).queue)
+                return
+            result = decode(message.payload, Result)
+            with lock:
+                results.setdefault(result.task_id, []).append((time.monotonic(), result))
+                lock.notify_all()
+
+        origin = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="burst-origin")
+        origin.on_message = on_message
+        origin.on_subscribe = lambda *_: subscribed.set()
+        origin.connect(board.host, board.port)
+        origin.loop_start()
+        try:
+            # A fake origin edge-9 addresses work to the board; its results stay on the board's
+            # broker, where this client reads them, as edge-9's bridge would.
+            origin.subscribe([(topics.result("edge-9"), 1), (topics.status(board.device), 0)])
+            assert subscribed.wait(10)
+            start = time.monotonic()
+            for n in range(offered):
+                task = Task(task_id=f"burst/1/{board.device}/{n}", job_id="burst", origin="edge-9", layer=1,
+                            role="propose", prompt=f"task {n}", secret=f"{n:032x}")
+                sent[task.task_id] = time.monotonic()
+                origin.publish(topics.task(board.device), task.encode(), qos=1).wait_for_publish(5)
+                time.sleep(max(0.0, start + 5.0 * (n + 1) / offered - time.monotonic()))
+            with lock:
+                assert lock.wait_for(lambda: len(results) == offered, 60), f"{len(results)} of {offered} answered"
+        finally:
+            origin.loop_stop()
+            origin.disconnect()
+    refused = {t: r for t, ((_, r),) in results.items() if not r.ok}
+    accepted = {t: r for t, ((_, r),) in results.items() if r.ok}
+    assert all(len(v) == 1 for v in results.values()), "every task answered exactly once"
+    assert len(accepted) + len(refused) == offered and refused and accepted
+    assert {r.error for r in refused.values()} == {f"queue full ({cap} tasks)"}
+    assert all(r.secret == f"{int(t.rsplit('/', 1)[1]):032x}" for t, r in {**accepted, **refused}.items())
+    assert depths and max(depths) <= cap, f"the queue stayed within its cap: max {max(depths)}"
+    refusal_delay = max(results[t][0][0] - sent[t] for t in refused)
+    reliability(scenario=f"burst: {offered} tasks in 5 s to one board with max_queue={cap}", trials=offered,
+                lost=offered - len(results), duplicated=sum(len(v) > 1 for v in results.values()), recovered=0,
+                recover_s=None, figure=f"{len(accepted)} done + {len(refused)} refused = {offered}; "
+                                       f"refusals within {refusal_delay:.2f} s; max queue {max(depths)}")
+
+
+def test_ten_thousand_malformed_messages_are_counted_and_cost_no_memory(tmp_path, reliability):
+    count = 10_000
+    with running_mesh(tmp_path, 1, "127.0.60", engine="fake", fake_seconds=0.01) as (board,):
+        before = wait_for_status(board, board.device, lambda s: s.online)
+        agent = psutil.Process(board.agent_pid)
+        rss_before = agent.memory_info().rss
+        raw = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2, client_id="bad-input")
+        raw.connect(board.host, board.port)
+        raw.loop_start()
+        try:
+            for topic, payload in bad_messages(board.device, count, seed=7):
+                raw.publish(topic, payload, qos=1).wait_for_publish(10)
+        finally:
+            raw.loop_stop()
+            raw.disconnect()
+        after = wait_for_status(board, board.device, lambda s: s.rejected >= before.rejected + count, timeout_s=120)
+        grown_mb = (agent.memory_info().rss - rss_before) / 2**20
+        assert agent.is_running() and after.rejected == before.rejected + count
+        assert grown_mb < 10, f"the agent grew {grown_mb:.1f} MB"
+        reliability(scenario=f"bad input: {count} malformed messages on the task, result and submit topics",
+                    trials=count, lost=0, duplicated=0, recovered=0, recover_s=None,
+                    figure=f"all {count} counted, agent up, RSS +{grown_mb:.1f} MB (< 10 MB)")
