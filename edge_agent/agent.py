@@ -22,9 +22,10 @@ import paho.mqtt.client as mqtt
 from edge_agent import __version__, topics
 from edge_agent.claims import ClaimWatch
 from edge_agent.config import AgentConfig
+from edge_agent.diskroom import DiskRoom
 from edge_agent.engine.base import EngineSpec, Request
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError, StorageError
+from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
 from edge_agent.mesh import BrokerAddress, Credentials, Handler, MeshClient
@@ -32,7 +33,7 @@ from edge_agent.moa import Coordinator
 from edge_agent.models import resolve_model
 from edge_agent.outbox import Outbox
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import M, Progress, Result, Status, Submit, Task, decode, new_secret
+from edge_agent.protocol import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
 from edge_agent.quarantine import quarantine_if_damaged
 from edge_agent.store import Store
 
@@ -74,6 +75,7 @@ class Agent:
             self.store = Store(cfg.db_path)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(f"cannot open the store {cfg.db_path}: {err} (check data_dir)") from None
+        self.room = DiskRoom(self.store)
         self.peers = PeerTable(cfg.device, cfg.peer_stale_s)
         self.estimator = Estimator(cfg.layers, cfg.proposers)
         self.worker = ModelWorker(self.spec)
@@ -131,7 +133,7 @@ class Agent:
         self.client.route(topics.ALL_STATUS, self._on_status, qos=0)
         self._status_handler = self._inbound(Status, self._on_peer_status)
         self.client.on_connected = self._on_connected
-        self.client.on_storage_failure = self._fail
+        self.client.on_storage_failure = self._storage_failed
         self.client.on_poison = self._dead_letter
         self.client.connect(timeout_s=30)
         self.coordinator.resume()
@@ -162,6 +164,12 @@ class Agent:
     def wait_stopped(self, timeout_s: float) -> bool:
         """Wait until the agent stops by itself (a storage failure) or is stopped."""
         return self._stop.wait(timeout_s)
+
+    def _storage_failed(self, err: StorageError, retry: Callable[[], None]) -> None:
+        if isinstance(err, DiskFull):
+            self.room.filled(parked=retry)  # the message stays unacknowledged until there is room
+        else:
+            self._fail(err)
 
     def _fail(self, err: Exception) -> None:
         """Storage failed: stop rather than acknowledge what cannot be kept."""
@@ -199,20 +207,35 @@ class Agent:
         self.store.add_dead_letter(message.topic, bytes(message.payload), f"{type(err).__name__}: {err}")
 
     def _on_task(self, task: Task, message: mqtt.MQTTMessage) -> None:
-        if self.store.queue_depth() >= self.cfg.max_queue:
-            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device,
-                            layer=task.layer, role=task.role, ok=False,
-                            error=f"queue full ({self.cfg.max_queue} tasks)", secret=task.secret)
-            self.store.add_outbox(topics.result(task.origin), result.encode())
-            self.outbox.flush()
-        elif self.store.enqueue(task):
-            self._work.set()
+        try:
+            if self.store.queue_depth() >= self.cfg.max_queue:
+                self.store.add_outbox(topics.result(task.origin),
+                                      self._refusal(task, f"queue full ({self.cfg.max_queue} tasks)").encode())
+                self.outbox.flush()
+            elif self.store.enqueue(task):
+                self._work.set()
+        except DiskFull:
+            # Nothing was stored: refuse it straight away, and its origin sends it elsewhere.
+            self.room.filled()
+            self.client.publish(topics.result(task.origin), self._refusal(task, "disk full").encode())
+
+    def _refusal(self, task: Task, error: str) -> Result:
+        return Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
+                      role=task.role, ok=False, error=error, secret=task.secret)
 
     def _on_result(self, result: Result, message: mqtt.MQTTMessage) -> None:
         self.coordinator.on_result(result)
 
     def _on_submit(self, submit: Submit, message: mqtt.MQTTMessage) -> None:
-        self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
+        try:
+            self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
+        except DiskFull:
+            if self.store.job(submit.job_id) is not None:
+                raise  # recorded before the disk filled: it goes on once there is room
+            self.room.filled()
+            refusal = Answer(job_id=submit.job_id, origin=self.cfg.device, ok=False, secret=submit.secret,
+                             error=f"device {self.cfg.device} cannot take prompts now: its disk is full")
+            self.client.publish(topics.answer(submit.reply_to or self.cfg.device, submit.job_id), refusal.encode())
 
     def _on_status(self, message: mqtt.MQTTMessage) -> None:
         if message.payload:  # else a cleared retained status
@@ -236,7 +259,7 @@ class Agent:
             self._claimed_elsewhere = (status.device, now)
 
     def _alerts(self, now: float) -> list[str]:
-        alerts = [self._store_note] if self._store_note else []
+        alerts = [a for a in (self._store_note, self.room.alert()) if a]
         if self._claimed_elsewhere is not None and now - self._claimed_elsewhere[1] <= self.claims.hold_s:
             alerts.append(f"another board also runs as {self.cfg.device} (seen by {self._claimed_elsewhere[0]})")
         return alerts
@@ -246,6 +269,9 @@ class Agent:
         while not self._stop.is_set():
             try:
                 self._consume_one()
+            except DiskFull:
+                self.room.filled()
+                self.room.wait(self._stop)
             except StorageError as err:  # nothing sound is left to do
                 log.exception("the store failed under the FCFS consumer")
                 self._fail(err)
@@ -280,7 +306,14 @@ class Agent:
             self.current = ""
         if result is None:
             return  # stopping: the task stays 'running' and is requeued at the next start
-        self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+        while True:
+            try:
+                self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+                break
+            except DiskFull:  # hold the answer until there is room; the task stays 'running'
+                self.room.filled()
+                if not self.room.wait(self._stop):
+                    return
         self.outbox.flush()
         self.completed += 1
         self._status_due = 0.0
@@ -329,15 +362,22 @@ class Agent:
         last_prune = time.monotonic()
         while not self._stop.wait(TICK_S):
             try:
-                self.outbox.flush()
-                self.coordinator.tick()
-                if time.monotonic() >= self._status_due:
+                if time.monotonic() >= self._status_due:  # first: the status says when the disk is full
                     self._status_due = time.monotonic() + self.cfg.status_interval_s
                     self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=0,
                                         retain=True)
+                if self.room.full:
+                    self.room.check()
+                    if self.room.full:
+                        continue  # every step below writes to the store
+                    self.coordinator.resume()  # push on what the full disk held up
+                self.outbox.flush()
+                self.coordinator.tick()
                 if time.monotonic() - last_prune > 3600:
                     self.store.prune()
                     last_prune = time.monotonic()
+            except DiskFull:
+                self.room.filled()
             except Exception:  # keep ticking: a transient fault must not stop heartbeats
                 log.exception("ticker step failed")
 

@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.errors import ProtocolError, StorageError
+from edge_agent.errors import DiskFull, ProtocolError, StorageError
 from edge_agent.protocol import Result, Submit, Task, decode
 
 SCHEMA = """
@@ -77,6 +77,10 @@ CREATE TABLE IF NOT EXISTS dispatches (
     queue_wait_s REAL NOT NULL DEFAULT 0,
     truncated INTEGER NOT NULL DEFAULT 0,
     secret TEXT NOT NULL DEFAULT ''            -- the task's secret; its result must carry it
+);
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL                           -- rewritten to learn whether the disk takes writes
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -179,6 +183,8 @@ class Store:
             try:
                 yield self._db
             except sqlite3.Error as err:
+                if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise DiskFull(f"the store's disk is full: {err}") from err
                 if is_storage_failure(err):
                     raise StorageError(f"the store failed: {err}") from err
                 raise
@@ -189,6 +195,7 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")  # may fail too (a full disk): then nothing was written
             except BaseException:
                 if db.in_transaction:
                     try:
@@ -196,7 +203,6 @@ class Store:
                     except sqlite3.Error:
                         pass  # the original error says more
                 raise
-            db.execute("COMMIT")
 
     # -- inbox: this device's FCFS queue ------------------------------------------------
     def enqueue(self, task: Task, now: float | None = None) -> bool:
@@ -404,6 +410,15 @@ class Store:
             )
             return cur.rowcount == 1
 
+
+    def writable(self) -> bool:
+        """Whether a commit goes through now (after the disk was full)."""
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO probe(id, at) VALUES (1, ?)", (time.time(),))
+        except StorageError:
+            return False
+        return True
 
     # -- dead letters: messages a handler failed on, kept for inspection, never retried --------
     def add_dead_letter(self, topic: str, payload: bytes, reason: str) -> int:

@@ -3,10 +3,14 @@ second board running with the same device id (a cloned SD card)."""
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import re
 import shutil
 import signal
+import subprocess
+import threading
 import time
 from pathlib import Path
 
@@ -75,3 +79,70 @@ def test_a_device_id_claimed_by_two_boards_is_reported_within_a_minute(tmp_path,
         finally:
             for pid in (clone.agent_pid, clone.broker_pid):
                 stop(pid)
+
+
+@contextlib.contextmanager
+def small_tmpfs(where: Path, size: str = "8m"):
+    """A small tmpfs mounted over where, its files carried over; unmounted however the test ends."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tmpfs needs root")
+    keep = where.with_name(where.name + ".keep")
+    shutil.copytree(where, keep)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(where)], check=True)
+    try:
+        shutil.copytree(keep, where, dirs_exist_ok=True)
+        yield where
+    finally:
+        subprocess.run(["umount", "-l", str(where)], check=True)
+
+
+def fill(where: Path) -> Path:
+    filler = where / "filler"
+    with open(filler, "wb") as f:
+        try:
+            while True:
+                f.write(b"\0" * 65536)
+                f.flush()
+        except OSError as err:
+            assert err.errno == errno.ENOSPC
+    return filler
+
+
+def test_a_full_disk_refuses_new_work_plainly_keeps_what_was_acknowledged_and_recovers(tmp_path, reliability):
+    with running_mesh(tmp_path, 1, "127.0.61", engine="fake", fake_seconds=3.0) as (device,):
+        stop(device.agent_pid, signal.SIGTERM)
+        with small_tmpfs(Path(device.directory) / "data") as data:
+            started = time.time()
+            agent = localmesh.start_agent(Path(device.directory))
+            localmesh.update_agent_pid(tmp_path, device.device, agent.pid)
+            wait_for_status(device, device.device, lambda s: s.online and s.ts >= started)
+            answers: list = []
+            running = threading.Event()
+            with client_for(device) as client:
+                held = threading.Thread(target=lambda: answers.append(client.submit(
+                    "acknowledged before the disk fills", 0, 0, timeout_s=90,
+                    on_progress=lambda p: p.event == "dispatched" and running.set())))
+                held.start()
+                assert running.wait(30), "the first prompt is being answered"
+                filler = fill(data)
+                full = wait_for_status(device, device.device, lambda s: any("disk" in a for a in s.alerts),
+                                       timeout_s=30)
+                assert "refused until it has room" in full.alerts[0]
+                asked = time.monotonic()
+                refused = client.submit("sent while the disk is full", 0, 0, timeout_s=30)
+                refusal_s = time.monotonic() - asked
+                assert not refused.ok and refused.error == (f"device {device.device} cannot take prompts now: "
+                                                            "its disk is full")
+                freed = time.monotonic()
+                filler.unlink()
+                held.join(60)
+                recover_s = time.monotonic() - freed
+                assert [a.ok for a in answers] == [True], "the acknowledged prompt was answered, once"
+                assert client.submit("after the disk has room", 0, 0, timeout_s=30).ok
+            assert agent.poll() is None, "the same agent served again, without a restart"
+            wait_for_status(device, device.device, lambda s: not s.alerts)
+            stop(agent.pid, signal.SIGTERM)
+    reliability(scenario="disk full on the data directory (8 MB tmpfs)", trials=1, lost=0, duplicated=0,
+                recovered=0, recover_s=recover_s,
+                figure=f"new prompt refused in {refusal_s:.2f} s with a clear error; the held answer delivered "
+                       f"{recover_s:.1f} s after space returned, by the same process")
