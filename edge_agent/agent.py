@@ -186,8 +186,8 @@ class Agent:
 
     # -- inbound (paho network thread) --------------------------------------------------
     # Each handler decodes strictly; a ProtocolError (malformed, oversized, forged) is counted
-    # and dropped here. The router (MeshClient.route) dead-letters any other error, and stops
-    # the agent, leaving the message with the broker, only for a StorageError.
+    # and dropped here. MeshClient.deliver dead-letters any other error, and leaves the message
+    # with the broker only for a StorageError (_storage_failed).
     def _inbound(self, kind: type[M], handle: Callable[[M, mqtt.MQTTMessage], None]) -> Handler:
         def handler(message: mqtt.MQTTMessage) -> None:
             try:
@@ -220,6 +220,7 @@ class Agent:
             self.client.publish(topics.result(task.origin), self._refusal(task, "disk full").encode())
 
     def _refusal(self, task: Task, error: str) -> Result:
+        """A failed result for a task this device will not (or could not) answer."""
         return Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
                       role=task.role, ok=False, error=error, secret=task.secret)
 
@@ -299,9 +300,7 @@ class Agent:
             log.exception("task %s failed unexpectedly; it is dead-lettered", task.task_id)
             self.store.add_dead_letter(topics.task(self.cfg.device), task.encode(), f"{type(err).__name__}: {err}")
             self.dead_letters += 1
-            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                            role=task.role, ok=False, error=f"internal error: {type(err).__name__}",
-                            secret=task.secret)
+            result = self._refusal(task, f"internal error: {type(err).__name__}")
         finally:
             self.current = ""
         if result is None:
