@@ -15,13 +15,12 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__, topics
 from edge_agent.claims import ClaimWatch
-from edge_agent.config import AgentConfig
+from edge_agent.config import AgentConfig, read_secret
 from edge_agent.diskroom import DiskRoom
 from edge_agent.engine.base import EngineSpec, Request
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
@@ -49,15 +48,6 @@ def engine_spec(cfg: AgentConfig) -> EngineSpec:
                       n_threads=cfg.n_threads, n_gpu_layers=cfg.n_gpu_layers, temperature=cfg.temperature,
                       seed=cfg.seed, fake_seconds=cfg.fake_seconds, fake_distribution=cfg.fake_distribution,
                       device=cfg.device)
-
-
-def read_password(cfg: AgentConfig) -> str:
-    if not cfg.broker_password_file:
-        return ""
-    try:
-        return Path(cfg.broker_password_file).read_text().strip()
-    except OSError as err:
-        raise ConfigError(f"cannot read broker_password_file {cfg.broker_password_file}: {err.strerror}") from None
 
 
 class Agent:
@@ -92,7 +82,9 @@ class Agent:
         self.client = MeshClient(
             f"agent-{cfg.device}",
             BrokerAddress(cfg.broker_host, cfg.broker_port),
-            credentials=Credentials(cfg.broker_username, read_password(cfg), cfg.tls_ca, cfg.tls_cert,
+            credentials=Credentials(cfg.broker_username,
+                                    read_secret(cfg.broker_password_file, "broker password")
+                                    if cfg.broker_password_file else "", cfg.tls_ca, cfg.tls_cert,
                                     cfg.tls_key),
             keepalive_s=cfg.keepalive_s,
             persistent_session=True,  # the broker keeps our tasks while we restart

@@ -164,6 +164,16 @@ def validate(cfg: AgentConfig) -> AgentConfig:
     return cfg
 
 
+def read_secret(path: str | os.PathLike[str], what: str) -> str:
+    """A password or key kept in a file (its first line); ConfigError naming the file if unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(f"cannot read the {what} file {path}: {reason}") from None
+    return text.strip()
+
+
 def dump_config(cfg: AgentConfig) -> str:
     body = {f.name: getattr(cfg, f.name) for f in fields(cfg)}
     return yaml.safe_dump(body, sort_keys=False)
