@@ -76,6 +76,7 @@ class Agent:
         self._stop = threading.Event()
         self._fatal = ""
         self._connected_at = 0.0
+        self._connections = 0
         self._restart_failures = 0
         self._work = threading.Event()
         self._status_due = 0.0
@@ -175,6 +176,23 @@ class Agent:
         self._connected_at = time.monotonic()
         self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
         self._status_due = 0.0
+        # The broker acknowledged what the outbox gave it, but saves it only every autosave
+        # interval: if it died meanwhile (or the board lost power) those messages are gone.
+        # Publish again what left recently; receivers deduplicate.
+        since = time.time() - self.cfg.resend_window_s
+        try:
+            results = self.store.resend_results(since)
+            answers = self.coordinator.resend_answers(since)
+            if self._connections:
+                self.coordinator.resume()  # and the pending tasks (start() did so at the first connect)
+        except DiskFull:
+            self.room.filled()
+            return
+        self._connections += 1
+        if results or answers:
+            log.info("connected to the broker; sent again %d result(s) and %d answer(s) of the last %.0f s",
+                     results, answers, self.cfg.resend_window_s)
+        self.outbox.flush()
 
     # -- inbound (paho network thread) --------------------------------------------------
     # Each handler decodes strictly; a ProtocolError (malformed, oversized, forged) is counted
@@ -206,6 +224,9 @@ class Agent:
                 self.outbox.flush()
             elif self.store.enqueue(task):
                 self._work.set()
+            elif self.store.resend_result(task.task_id):
+                # Done already: its origin asks again because a broker lost the result.
+                self.outbox.flush()
         except DiskFull:
             # Nothing was stored: refuse it straight away, and its origin sends it elsewhere.
             self.room.filled()

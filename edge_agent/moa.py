@@ -172,6 +172,15 @@ class Coordinator:
                 self._flush()
                 self._maybe_advance(job, job.layer)
 
+    def resend_answers(self, since: float) -> int:
+        """Publish again the answers of jobs finished at or after since: a broker that died
+        before saving them lost them, and clients deduplicate by job id."""
+        with self._lock:
+            finished = self.store.jobs_finished_since(since)
+            for job in finished:
+                self._resend_answer(job)
+            return len(finished)
+
     # -- admission --------------------------------------------------------------------
     def _invalid(self, submit: Submit) -> str:
         if len(submit.prompt) > self.cfg.max_prompt_chars:

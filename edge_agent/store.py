@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload BLOB NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued',      -- queued | running | done
     received_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    result_topic TEXT NOT NULL DEFAULT '',     -- where the result went, and its payload: a task's
+    result BLOB                                -- result is sent again if a broker lost it
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox(state, seq);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -96,6 +98,8 @@ CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 
 # Columns added after the first schema: (table, column, definition), added to older stores at open.
 MIGRATIONS = (
+    ("inbox", "result_topic", "TEXT NOT NULL DEFAULT ''"),
+    ("inbox", "result", "BLOB"),
     ("jobs", "secret", "TEXT NOT NULL DEFAULT ''"),
     ("dispatches", "secret", "TEXT NOT NULL DEFAULT ''"),
 )
@@ -238,16 +242,33 @@ class Store:
             return int(row[0])
 
     def finish_task(self, task_id: str, topic: str, payload: bytes) -> int:
-        """Mark a task done and put its result in the outbox, atomically."""
+        """Mark a task done, keep its result, and put the result in the outbox, atomically."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE inbox SET state='done', finished_at=? WHERE task_id=?", (time.time(), task_id)
+                "UPDATE inbox SET state='done', finished_at=?, result_topic=?, result=? WHERE task_id=?",
+                (time.time(), topic, payload, task_id),
             )
             cur = db.execute(
                 "INSERT INTO outbox(topic, payload, created_at) VALUES (?, ?, ?)",
                 (topic, payload, time.time()),
             )
             return int(cur.lastrowid or 0)
+
+    def resend_result(self, task_id: str) -> bool:
+        """Queue the kept result of a finished task again; False if the task is not finished."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox(topic, payload, created_at) SELECT result_topic, result, ? FROM inbox "
+                "WHERE task_id=? AND state='done' AND result IS NOT NULL", (time.time(), task_id))
+            return cur.rowcount == 1
+
+    def resend_results(self, since: float) -> int:
+        """Queue again every result finished at or after since (wall clock); how many."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox(topic, payload, created_at) SELECT result_topic, result, ? FROM inbox "
+                "WHERE state='done' AND finished_at >= ? AND result IS NOT NULL ORDER BY seq", (time.time(), since))
+            return int(cur.rowcount)
 
     def prune(self, older_than_s: float = 7 * 86400.0) -> None:
         """Forget finished tasks and jobs past the dedup window so the file stays small."""
@@ -292,6 +313,12 @@ class Store:
         with self._guarded() as db:
             row = db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def jobs_finished_since(self, since: float) -> list[JobRow]:
+        with self._guarded() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE state != 'running' AND finished_at >= ? ORDER BY finished_at",
+                              (since,)).fetchall()
+        return [_job(r) for r in rows]
 
     def jobs(self, state: str | None = None) -> list[JobRow]:
         with self._guarded() as db:

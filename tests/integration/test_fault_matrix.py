@@ -4,6 +4,9 @@ of docs/reliability.md (`make faults`); the full-size steady load runs under the
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 import threading
 import time
 from pathlib import Path
@@ -13,11 +16,11 @@ import psutil
 import pytest
 from badinput import bad_messages
 from history import Recorder, check
-from meshutil import running_mesh, wait_for_status
+from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import topics
-from edge_agent.protocol import Result, Status, Task, decode
+from edge_agent.protocol import Progress, Result, Status, Task, decode
 from edge_agent.stability import inferences_per_prompt
 
 pytestmark = pytest.mark.faults
@@ -132,3 +135,56 @@ def test_ten_thousand_malformed_messages_are_counted_and_cost_no_memory(tmp_path
         reliability(scenario=f"bad input: {count} malformed messages on the task, result and submit topics",
                     trials=count, lost=0, duplicated=0, recovered=0, recover_s=None,
                     figure=f"all {count} counted, agent up, RSS +{grown_mb:.1f} MB (< 10 MB)")
+
+
+def restart_broker(device) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(["mosquitto", "-c", str(Path(device.directory) / "mosquitto.conf")],
+                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                            start_new_session=True)
+
+
+def kill_unsaved(device) -> None:
+    """SIGKILL a device's broker and drop what it saved: a power cut before its next autosave."""
+    os.kill(device.broker_pid, signal.SIGKILL)
+    psutil.wait_procs([psutil.Process(device.broker_pid)], timeout=10)
+    (Path(device.directory) / "broker" / "mosquitto.db").unlink(missing_ok=True)
+
+
+def test_brokers_killed_with_results_in_flight_lose_none_the_stores_send_them_again(tmp_path, reliability):
+    with running_mesh(tmp_path, 3, "127.0.62", engine="fake", fake_seconds=2.0) as mesh:
+        origin, peer = mesh[0], mesh[1]
+        killed = threading.Event()
+        restarted: list[subprocess.Popen[bytes]] = []
+
+        def kill_origin_broker(p: Progress) -> None:
+            # Layer 1 is out: with the origin's broker gone, the peers' results wait in their own
+            # brokers' bridge queues, in memory.
+            if p.event == "dispatched" and p.layer == 1 and not killed.is_set():
+                killed.set()
+                kill_unsaved(origin)
+
+        answers = []
+        with client_for(origin) as client:
+            asking = threading.Thread(target=lambda: answers.append(
+                client.submit("Where do rivers begin?", 1, 2, timeout_s=120, on_progress=kill_origin_broker)))
+            asking.start()
+            try:
+                assert killed.wait(30)
+                wait_for_status(peer, peer.device, lambda s: s.completed >= 1)  # its result waits in its broker
+                kill_unsaved(peer)
+                killed_at = time.monotonic()
+            finally:
+                restarted += [restart_broker(origin), restart_broker(peer)]
+            asking.join(120)
+            recover_s = time.monotonic() - killed_at
+        for broker in restarted:
+            broker.kill()
+            broker.wait(10)
+    (answer,) = answers
+    assert answer.ok and not answer.degraded, answer.notes
+    assert sorted(i.device for i in answer.inferences if i.layer == 1) == ["edge-1", "edge-2", "edge-3"]
+    assert not [n for n in answer.notes if peer.device in n], "no deadline missed, nothing sent elsewhere"
+    reliability(scenario="the origin's and a peer's brokers SIGKILLed, unsaved, with results in flight",
+                trials=1, lost=0, duplicated=0, recovered=0, recover_s=recover_s,
+                figure=f"the results sent again from the agents' stores; job done {recover_s:.1f} s after the "
+                       "kill, not degraded")

@@ -1,4 +1,5 @@
 import sqlite3
+import time
 
 import pytest
 
@@ -149,3 +150,18 @@ def test_a_full_disk_is_its_own_storage_failure_and_nothing_is_half_written(tmp_
     store._db.execute(f"PRAGMA max_page_count = {pages * 100}")  # room again
     assert store.writable()
     assert store.enqueue(task(999)) and store.queue_depth() == depth + 1, "the store carries on where it stood"
+
+
+def test_a_finished_tasks_result_is_kept_to_be_sent_again(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.enqueue(task(2))
+    assert not store.resend_result("t1"), "not finished yet: nothing to send again"
+    store.claim_next()
+    store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"result-1")
+    for outbox_id, *_ in store.outbox():
+        store.outbox_done(outbox_id)  # the broker acknowledged it ...
+    assert store.resend_result("t1")  # ... and lost it: the origin asks again
+    assert [(t, p) for _, t, p, _ in store.outbox()] == [("dmoa/v1/to/edge-1/result", b"result-1")]
+    assert store.resend_results(since=time.time() - 60) == 1
+    assert store.resend_results(since=time.time() + 60) == 0
