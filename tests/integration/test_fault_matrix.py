@@ -19,7 +19,7 @@ from history import Recorder, check
 from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent import topics
+from edge_agent import localmesh, topics
 from edge_agent.protocol import Progress, Result, Status, Task, decode
 from edge_agent.stability import inferences_per_prompt
 
@@ -138,9 +138,12 @@ def test_ten_thousand_malformed_messages_are_counted_and_cost_no_memory(tmp_path
 
 
 def restart_broker(device) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(["mosquitto", "-c", str(Path(device.directory) / "mosquitto.conf")],
-                            stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                            start_new_session=True)
+    """Start a device's broker again from its configuration; return once it listens."""
+    home = Path(device.directory)
+    broker = subprocess.Popen(["mosquitto", "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    localmesh._wait_port(device.host, device.port, broker, home / "broker" / "mosquitto.log")
+    return broker
 
 
 def kill_unsaved(device) -> None:
@@ -188,3 +191,40 @@ def test_brokers_killed_with_results_in_flight_lose_none_the_stores_send_them_ag
                 trials=1, lost=0, duplicated=0, recovered=0, recover_s=recover_s,
                 figure=f"the results sent again from the agents' stores; job done {recover_s:.1f} s after the "
                        "kill, not degraded")
+
+
+def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, reliability):
+    layers, proposers, restarts = 1, 2, 10
+    with running_mesh(tmp_path, 3, "127.0.63", engine="fake", fake_seconds=0.2) as mesh:
+        peer = mesh[1]
+        recorder = Recorder(mesh[0])
+        brokers: list[subprocess.Popen[bytes]] = []
+        pid = peer.broker_pid
+        try:
+            for n in range(restarts):
+                for m in range(3):  # load on every origin between restarts
+                    recorder.offer(mesh[(n + m) % 3].device, f"prompt {n}.{m}", layers, proposers)
+                os.kill(pid, signal.SIGTERM)  # as systemctl restart does
+                psutil.wait_procs([psutil.Process(pid)], timeout=10)
+                restarted_at = time.time()
+                brokers.append(restart_broker(peer))
+                pid = brokers[-1].pid
+                # The agent is back on its broker once it publishes there again.
+                wait_for_status(peer, peer.device, lambda s: s.online and s.ts >= restarted_at)
+            last_restart = time.monotonic()
+            probe = recorder.offer(peer.device, "after the last restart", layers, proposers)
+            assert recorder.wait_all_answered(120), "every acknowledged prompt was answered"
+            recover_s = probe.answers[0][0] - last_restart
+        finally:
+            recorder.close()
+            for broker in brokers:
+                broker.terminate()
+                broker.wait(10)
+        verdict = check(recorder, stores(mesh))
+    reliability(scenario=f"a peer's broker restarted {restarts} times under load (M={layers}, k={proposers})",
+                trials=verdict.offered, lost=len(verdict.lost), duplicated=len(verdict.duplicated),
+                recovered=len(verdict.recovered), recover_s=recover_s,
+                figure=f"a prompt at that peer answered {recover_s:.1f} s after the last restart (≤ 60 s)")
+    assert verdict.valid, verdict.summary()
+    assert verdict.answered == verdict.offered and not verdict.refused
+    assert recover_s <= 60
