@@ -210,7 +210,7 @@ def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, r
                 brokers.append(restart_broker(peer))
                 pid = brokers[-1].pid
                 # The agent is back on its broker once it publishes there again.
-                wait_for_status(peer, peer.device, lambda s: s.online and s.ts >= restarted_at)
+                wait_for_status(peer, peer.device, lambda s, t=restarted_at: s.online and s.ts >= t)
             last_restart = time.monotonic()
             probe = recorder.offer(peer.device, "after the last restart", layers, proposers)
             assert recorder.wait_all_answered(120), "every acknowledged prompt was answered"
@@ -228,3 +228,37 @@ def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, r
     assert verdict.valid, verdict.summary()
     assert verdict.answered == verdict.offered and not verdict.refused
     assert recover_s <= 60
+
+
+@pytest.mark.slow
+def test_soak_a_thousand_prompts_on_the_real_model_leaks_neither_memory_nor_files(tmp_path, reliability,
+                                                                                    model_ready):
+    prompts, warm = 1000, 50
+    with running_mesh(tmp_path, 1, "127.0.64", max_tokens=16) as (board,):
+        agent = psutil.Process(board.agent_pid)
+        (worker,) = agent.children()
+
+        def usage() -> tuple[int, int, int, int]:
+            fds = agent.num_fds() + worker.num_fds()
+            return worker.memory_info().rss, fds, agent.num_threads(), worker.num_threads()
+
+        recorder = Recorder(board)
+        try:
+            for n in range(prompts):
+                op = recorder.offer(board.device, f"Name a colour ({n}).", 0, 0)
+                assert recorder.wait_all_answered(60), f"prompt {n} was answered"
+                assert op.answers[0][1].ok, op.answers[0][1].error
+                if n + 1 == warm:
+                    after_warmup = usage()
+            at_end = usage()
+        finally:
+            recorder.close()
+        verdict = check(recorder, stores([board]))
+    grown_mb = (at_end[0] - after_warmup[0]) / 2**20
+    reliability(scenario=f"soak: {prompts} prompts on the real model, one board", trials=prompts,
+                lost=len(verdict.lost), duplicated=len(verdict.duplicated), recovered=len(verdict.recovered),
+                recover_s=None, figure=f"worker RSS +{grown_mb:.1f} MB after the first {warm} (< 50 MB); "
+                                       f"fds {after_warmup[1]}→{at_end[1]}, threads {after_warmup[2:]}→{at_end[2:]}")
+    assert verdict.valid and verdict.answered == prompts, verdict.summary()
+    assert grown_mb < 50
+    assert abs(at_end[1] - after_warmup[1]) <= 2 and at_end[2:] == after_warmup[2:]
