@@ -5,9 +5,11 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 MODEL  ?= smollm2-135m-instruct-q4_1
+# The same version the Ansible role builds on boards (llama_cpp_python_version).
+LLAMA_CPP_VERSION ?= 0.3.36
 PYTEST_ARGS ?=
 
-.PHONY: setup mosquitto venv model demo test clean
+.PHONY: setup mosquitto venv model demo test faults clean
 
 setup: mosquitto venv model
 
@@ -16,9 +18,11 @@ mosquitto:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml scripts/ensure-llama-wheel.sh
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	wheels=$$(scripts/ensure-llama-wheel.sh $(BIN)/python $(LLAMA_CPP_VERSION)) && \
+	  $(BIN)/python -m pip install --quiet --force-reinstall --no-deps "$$wheels"/llama_cpp_python-*.whl
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 
@@ -30,6 +34,10 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+# The fault matrix, long scenarios included; rewrites the table in docs/reliability.md.
+faults: setup
+	DMOA_RELIABILITY_TABLE=docs/reliability.md $(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mesh

@@ -15,16 +15,17 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__, topics
-from edge_agent.config import AgentConfig
+from edge_agent.claims import ClaimWatch
+from edge_agent.config import AgentConfig, read_secret
+from edge_agent.diskroom import DiskRoom
 from edge_agent.engine.base import EngineSpec, Request, TokenHook
 from edge_agent.engine.counter import build_counter
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import AgentError, ConfigError, ModelError, ProtocolError, StorageError
+from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
 from edge_agent.estimates import Estimator
 from edge_agent.health import read_health
 from edge_agent.mesh import BrokerAddress, Credentials, Handler, MeshClient
@@ -32,7 +33,8 @@ from edge_agent.moa import Coordinator
 from edge_agent.models import resolve_model
 from edge_agent.outbox import Outbox
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import M, Progress, Result, Status, Submit, Task, decode
+from edge_agent.protocol import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
+from edge_agent.quarantine import quarantine_if_damaged
 from edge_agent.store import Store
 from edge_agent.streaming import ChunkPublisher
 
@@ -50,23 +52,22 @@ def engine_spec(cfg: AgentConfig) -> EngineSpec:
                       device=cfg.device)
 
 
-def read_password(cfg: AgentConfig) -> str:
-    if not cfg.broker_password_file:
-        return ""
-    try:
-        return Path(cfg.broker_password_file).read_text().strip()
-    except OSError as err:
-        raise ConfigError(f"cannot read broker_password_file {cfg.broker_password_file}: {err.strerror}") from None
-
-
 class Agent:
     def __init__(self, cfg: AgentConfig) -> None:
         self.cfg = cfg
         self.spec = engine_spec(cfg)
+        self.instance = new_secret()[:12]
+        self.claims = ClaimWatch(window_s=max(60.0, 6 * cfg.peer_stale_s))
+        self._claimed_elsewhere: tuple[str, float] | None = None
+        self._store_note = ""
         try:
+            self._store_note = quarantine_if_damaged(cfg.db_path)
+            if self._store_note:
+                log.error("%s", self._store_note)
             self.store = Store(cfg.db_path)
         except (OSError, sqlite3.Error) as err:
             raise ConfigError(f"cannot open the store {cfg.db_path}: {err} (check data_dir)") from None
+        self.room = DiskRoom(self.store)
         self.peers = PeerTable(cfg.device, cfg.peer_stale_s)
         self.estimator = Estimator(cfg.layers, cfg.proposers)
         self.worker = ModelWorker(self.spec)
@@ -77,19 +78,22 @@ class Agent:
         self._stop = threading.Event()
         self._fatal = ""
         self._connected_at = 0.0
+        self._connections = 0
         self._restart_failures = 0
         self._work = threading.Event()
         self._status_due = 0.0
         self.client = MeshClient(
             f"agent-{cfg.device}",
             BrokerAddress(cfg.broker_host, cfg.broker_port),
-            credentials=Credentials(cfg.broker_username, read_password(cfg), cfg.tls_ca, cfg.tls_cert,
+            credentials=Credentials(cfg.broker_username,
+                                    read_secret(cfg.broker_password_file, "broker password")
+                                    if cfg.broker_password_file else "", cfg.tls_ca, cfg.tls_cert,
                                     cfg.tls_key),
             keepalive_s=cfg.keepalive_s,
             persistent_session=True,  # the broker keeps our tasks while we restart
             manual_ack=True,  # acknowledge only once a message is committed to the store
-            will=(topics.status(cfg.device), Status(device=cfg.device, online=False,
-                                                    version=__version__).encode()),
+            will=(topics.status(cfg.device), Status(device=cfg.device, online=False, version=__version__,
+                                                    instance=self.instance).encode()),
         )
         self.outbox = Outbox(self.store, self.client)
         self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
@@ -124,7 +128,7 @@ class Agent:
         self.client.route(topics.ALL_STATUS, self._on_status, qos=0)
         self._status_handler = self._inbound(Status, self._on_peer_status)
         self.client.on_connected = self._on_connected
-        self.client.on_storage_failure = self._fail
+        self.client.on_storage_failure = self._storage_failed
         self.client.on_poison = self._dead_letter
         self.client.connect(timeout_s=30)
         self.coordinator.resume()
@@ -156,6 +160,12 @@ class Agent:
         """Wait until the agent stops by itself (a storage failure) or is stopped."""
         return self._stop.wait(timeout_s)
 
+    def _storage_failed(self, err: StorageError, retry: Callable[[], None]) -> None:
+        if isinstance(err, DiskFull):
+            self.room.filled(parked=retry)  # the message stays unacknowledged until there is room
+        else:
+            self._fail(err)
+
     def _fail(self, err: Exception) -> None:
         """Storage failed: stop rather than acknowledge what cannot be kept."""
         self._fatal = f"{type(err).__name__}: {err}"
@@ -168,11 +178,28 @@ class Agent:
         self._connected_at = time.monotonic()
         self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
         self._status_due = 0.0
+        # The broker acknowledged what the outbox gave it, but saves it only every autosave
+        # interval: if it died meanwhile (or the board lost power) those messages are gone.
+        # Publish again what left recently; receivers deduplicate.
+        since = time.time() - self.cfg.resend_window_s
+        try:
+            results = self.store.resend_results(since)
+            answers = self.coordinator.resend_answers(since)
+            if self._connections:
+                self.coordinator.resume()  # and the pending tasks (start() did so at the first connect)
+        except DiskFull:
+            self.room.filled()
+            return
+        self._connections += 1
+        if results or answers:
+            log.info("connected to the broker; sent again %d result(s) and %d answer(s) of the last %.0f s",
+                     results, answers, self.cfg.resend_window_s)
+        self.outbox.flush()
 
     # -- inbound (paho network thread) --------------------------------------------------
     # Each handler decodes strictly; a ProtocolError (malformed, oversized, forged) is counted
-    # and dropped here. The router (MeshClient.route) dead-letters any other error, and stops
-    # the agent, leaving the message with the broker, only for a StorageError.
+    # and dropped here. MeshClient.deliver dead-letters any other error, and leaves the message
+    # with the broker only for a StorageError (_storage_failed).
     def _inbound(self, kind: type[M], handle: Callable[[M, mqtt.MQTTMessage], None]) -> Handler:
         def handler(message: mqtt.MQTTMessage) -> None:
             try:
@@ -192,20 +219,40 @@ class Agent:
         self.store.add_dead_letter(message.topic, bytes(message.payload), f"{type(err).__name__}: {err}")
 
     def _on_task(self, task: Task, message: mqtt.MQTTMessage) -> None:
-        if self.store.queue_depth() >= self.cfg.max_queue:
-            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device,
-                            layer=task.layer, role=task.role, ok=False,
-                            error=f"queue full ({self.cfg.max_queue} tasks)", secret=task.secret)
-            self.store.add_outbox(topics.result(task.origin), result.encode())
-            self.outbox.flush()
-        elif self.store.enqueue(task):
-            self._work.set()
+        try:
+            if self.store.queue_depth() >= self.cfg.max_queue:
+                self.store.add_outbox(topics.result(task.origin),
+                                      self._refusal(task, f"queue full ({self.cfg.max_queue} tasks)").encode())
+                self.outbox.flush()
+            elif self.store.enqueue(task):
+                self._work.set()
+            elif self.store.resend_result(task.task_id):
+                # Done already: its origin asks again because a broker lost the result.
+                self.outbox.flush()
+        except DiskFull:
+            # Nothing was stored: refuse it straight away, and its origin sends it elsewhere.
+            self.room.filled()
+            self.client.publish(topics.result(task.origin), self._refusal(task, "disk full").encode())
+
+    def _refusal(self, task: Task, error: str) -> Result:
+        """A failed result for a task this device will not (or could not) answer."""
+        return Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
+                      role=task.role, ok=False, error=error, secret=task.secret)
 
     def _on_result(self, result: Result, message: mqtt.MQTTMessage) -> None:
         self.coordinator.on_result(result)
 
     def _on_submit(self, submit: Submit, message: mqtt.MQTTMessage) -> None:
-        self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
+        try:
+            self.coordinator.accept(submit)  # admits it and records the arrival in the estimator
+        except DiskFull:
+            if self.store.job(submit.job_id) is not None:
+                raise  # recorded before the disk filled: it goes on once there is room
+            self.room.filled()
+            refusal = Answer(job_id=submit.job_id, origin=self.cfg.device, ok=False, secret=submit.secret,
+                             error=f"device {self.cfg.device} cannot take prompts now: its disk is full",
+                             reason="overloaded")
+            self.client.publish(topics.answer(submit.reply_to or self.cfg.device, submit.job_id), refusal.encode())
 
     def _on_status(self, message: mqtt.MQTTMessage) -> None:
         if message.payload:  # else a cleared retained status
@@ -214,17 +261,34 @@ class Agent:
     def _on_peer_status(self, status: Status, message: mqtt.MQTTMessage) -> None:
         if topics.device_of(message.topic) != status.device:
             raise ProtocolError(f"status claims device {status.device}")
-        seen = time.monotonic()
+        now = seen = time.monotonic()
         if message.retain and status.ts:
             # A retained status may be old: date it by its timestamp, not by now.
             seen -= max(0.0, time.time() - status.ts)
         self.peers.update(status, seen)
+        if not message.retain and self.claims.observe(status.device, status.instance, status.online, now):
+            log.error("device id %s is claimed by two boards at once (a cloned SD card?); give one of them "
+                      "another edge_device", status.device)
+        if self.cfg.device in status.conflicts and status.device != self.cfg.device:
+            if self._claimed_elsewhere is None:
+                log.error("%s sees another board running as %s too; give one of them another edge_device",
+                          status.device, self.cfg.device)
+            self._claimed_elsewhere = (status.device, now)
+
+    def _alerts(self, now: float) -> list[str]:
+        alerts = [a for a in (self._store_note, self.room.alert()) if a]
+        if self._claimed_elsewhere is not None and now - self._claimed_elsewhere[1] <= self.claims.hold_s:
+            alerts.append(f"another board also runs as {self.cfg.device} (seen by {self._claimed_elsewhere[0]})")
+        return alerts
 
     # -- the FCFS consumer --------------------------------------------------------------
     def _consume(self) -> None:
         while not self._stop.is_set():
             try:
                 self._consume_one()
+            except DiskFull:
+                self.room.filled()
+                self.room.wait(self._stop)
             except StorageError as err:  # nothing sound is left to do
                 log.exception("the store failed under the FCFS consumer")
                 self._fail(err)
@@ -252,14 +316,19 @@ class Agent:
             log.exception("task %s failed unexpectedly; it is dead-lettered", task.task_id)
             self.store.add_dead_letter(topics.task(self.cfg.device), task.encode(), f"{type(err).__name__}: {err}")
             self.dead_letters += 1
-            result = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                            role=task.role, ok=False, error=f"internal error: {type(err).__name__}",
-                            secret=task.secret)
+            result = self._refusal(task, f"internal error: {type(err).__name__}")
         finally:
             self.current = ""
         if result is None:
             return  # stopping: the task stays 'running' and is requeued at the next start
-        self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+        while True:
+            try:
+                self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+                break
+            except DiskFull:  # hold the answer until there is room; the task stays 'running'
+                self.room.filled()
+                if not self.room.wait(self._stop):
+                    return
         self.outbox.flush()
         self.completed += 1
         self._status_due = 0.0
@@ -321,15 +390,22 @@ class Agent:
         last_prune = time.monotonic()
         while not self._stop.wait(TICK_S):
             try:
-                self.outbox.flush()
-                self.coordinator.tick()
-                if time.monotonic() >= self._status_due:
+                if time.monotonic() >= self._status_due:  # first: the status says when the disk is full
                     self._status_due = time.monotonic() + self.cfg.status_interval_s
                     self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=0,
                                         retain=True)
+                if self.room.full:
+                    self.room.check()
+                    if self.room.full:
+                        continue  # every step below writes to the store
+                    self.coordinator.resume()  # push on what the full disk held up
+                self.outbox.flush()
+                self.coordinator.tick()
                 if time.monotonic() - last_prune > 3600:
                     self.store.prune()
                     last_prune = time.monotonic()
+            except DiskFull:
+                self.room.filled()
             except Exception:  # keep ticking: a transient fault must not stop heartbeats
                 log.exception("ticker step failed")
 
@@ -345,7 +421,8 @@ class Agent:
             layers=self.cfg.layers, proposers=self.cfg.proposers, policy=self.cfg.policy,
             cpu=health.cpu, memory=health.memory, temperature=health.temperature,
             completed=self.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,
-            peers=[s.device for s in self.peers.live()],
+            peers=[s.device for s in self.peers.live()], instance=self.instance,
+            alerts=self._alerts(time.monotonic()), conflicts=self.claims.conflicts(time.monotonic()),
         )
 
     def _publish_progress(self, progress: Progress) -> None:

@@ -8,7 +8,6 @@ TUI or the model runtime. Domain errors become one line on stderr, exit 1.
 from __future__ import annotations
 
 import importlib
-import sys
 
 import click
 
@@ -54,6 +53,9 @@ class LazyGroup(click.Group):
             return super().invoke(ctx)
         except EdgeAgentError as err:
             raise click.ClickException(str(err)) from err
+        except KeyboardInterrupt:  # click would print "Aborted!" and exit 1
+            click.echo("interrupted", err=True)
+            raise click.exceptions.Exit(130) from None
 
 
 @click.group(cls=LazyGroup)
@@ -63,8 +65,4 @@ def cli() -> None:
 
 
 def main() -> None:
-    try:
-        cli(standalone_mode=True)
-    except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
+    cli(standalone_mode=True)

@@ -79,6 +79,9 @@ class AgentConfig:
     """An inference running longer is killed (worker restarted, task retried once)."""
     max_queue: int = 1000
     """Tasks beyond this many queued are refused with an error result."""
+    resend_window_s: float = 60.0
+    """Results and answers sent this recently are sent again whenever the agent (re)connects to
+    its broker: the broker saves what it holds only every autosave interval (10 s as rendered)."""
     admission: str = "degrade"
     """What a new prompt gets when its (M, k) would push the mesh-wide rho over
     admission_threshold: 'degrade' (run the richest (M, k) that fits), 'reject'
@@ -173,11 +176,22 @@ def validate(cfg: AgentConfig) -> AgentConfig:
         (cfg.max_prompt_chars > 0, "max_prompt_chars must be positive"),
         (cfg.admission in ADMISSION_MODES, f"admission must be one of {', '.join(ADMISSION_MODES)}"),
         (cfg.admission_threshold > 0, "admission_threshold must be positive"),
+        (cfg.resend_window_s >= 0, "resend_window_s must be zero or more"),
     ]
     for ok, message in checks:
         if not ok:
             raise ConfigError(message)
     return cfg
+
+
+def read_secret(path: str | os.PathLike[str], what: str) -> str:
+    """A password or key kept in a file (its first line); ConfigError naming the file if unreadable."""
+    try:
+        text = Path(path).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as err:
+        reason = err.strerror if isinstance(err, OSError) and err.strerror else str(err)
+        raise ConfigError(f"cannot read the {what} file {path}: {reason}") from None
+    return text.strip()
 
 
 def dump_config(cfg: AgentConfig) -> str:

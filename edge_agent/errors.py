@@ -38,5 +38,9 @@ class StorageError(AgentError):
     """
 
 
+class DiskFull(StorageError):
+    """The store's disk is full: the agent refuses new work and waits for room, losing nothing."""
+
+
 class JobError(EdgeAgentError):
     """A submitted job was refused or failed."""

@@ -70,7 +70,8 @@ class MeshClient:
         self._connected = threading.Event()
         self._connect_error: str | None = None
         self.on_connected: Callable[[], None] | None = None
-        self.on_storage_failure: Callable[[StorageError], None] | None = None
+        self.on_storage_failure: Callable[[StorageError, Callable[[], None]], None] | None = None
+        """Called with the failure and a retry: delivering the message again, later."""
         self.on_poison: Callable[[mqtt.MQTTMessage, Exception], None] | None = None
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
@@ -116,7 +117,7 @@ class MeshClient:
         try:
             handler(message)
         except StorageError as err:
-            self._storage_failed(message, err)
+            self._storage_failed(handler, message, err)
             return
         except ProtocolError as err:
             log.warning("rejected a message on %s: %s", message.topic, err)
@@ -126,14 +127,14 @@ class MeshClient:
                 try:
                     self.on_poison(message, err)
                 except StorageError as failure:
-                    self._storage_failed(message, failure)
+                    self._storage_failed(handler, message, failure)
                     return
         self.ack(message)
 
-    def _storage_failed(self, message: mqtt.MQTTMessage, err: StorageError) -> None:
+    def _storage_failed(self, handler: Handler, message: mqtt.MQTTMessage, err: StorageError) -> None:
         log.error("message on %s left unacknowledged for redelivery: %s", message.topic, err)
         if self.on_storage_failure is not None:
-            self.on_storage_failure(err)
+            self.on_storage_failure(err, lambda: self.deliver(handler, message))
 
     def ack(self, message: mqtt.MQTTMessage) -> None:
         if self.manual_ack and message.qos > 0:

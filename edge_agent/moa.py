@@ -74,6 +74,7 @@ class Coordinator:
         estimator: Estimator | None = None,
         link_settled: Callable[[], bool] = lambda: True,
         counter: TokenCounter | None = None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
         self.device = cfg.device
@@ -87,6 +88,12 @@ class Coordinator:
         self._link_settled = link_settled
         # Counts a conversation's tokens to refuse up front one that cannot fit.
         self._counter = counter or WhitespaceCounter()
+        self._monotonic = monotonic
+        # Deadlines run on the monotonic clock: a board without an RTC steps its wall clock at
+        # boot, and that must neither fire a deadline early nor keep one from ever firing. The
+        # wall-clock deadline in the store is for the record; after a restart each pending task
+        # gets its whole allowance again.
+        self._due: dict[str, float] = {}
         self._lock = threading.RLock()
 
     # -- entry points -----------------------------------------------------------------
@@ -136,13 +143,20 @@ class Coordinator:
             self._maybe_advance(job, row.layer)
 
     def tick(self, now: float | None = None) -> None:
-        """Deadlines and departed peers: re-send or skip what will not come back."""
-        now = self._clock() if now is None else now
+        """Deadlines and departed peers: re-send or skip what will not come back.
+
+        now is on the monotonic clock."""
+        now = self._monotonic() if now is None else now
         with self._lock:
-            for d in self.store.pending_dispatches():
+            pending = self.store.pending_dispatches()
+            live = {d.task_id for d in pending}
+            for task_id in [t for t in self._due if t not in live]:
+                del self._due[task_id]
+            for d in pending:
                 if d.device == self.device:
                     continue
-                if d.deadline is not None and now > d.deadline:
+                allowance = (d.deadline - d.sent_at) if d.deadline is not None else self.cfg.task_timeout_s
+                if now > self._due.setdefault(d.task_id, now + allowance):
                     reason = f"{d.device} missed its deadline"
                 elif self._link_settled() and not self.peers.is_live(d.device):
                     # Only trusted while our own broker link is up and has been long enough
@@ -179,6 +193,15 @@ class Coordinator:
                         self._lost(job, d, d.error or f"{d.device} lost before a restart")
                 self._flush()
                 self._maybe_advance(job, job.layer)
+
+    def resend_answers(self, since: float) -> int:
+        """Publish again the answers of jobs finished at or after since: a broker that died
+        before saving them lost them, and clients deduplicate by job id."""
+        with self._lock:
+            finished = self.store.jobs_finished_since(since)
+            for job in finished:
+                self._resend_answer(job)
+            return len(finished)
 
     # -- admission --------------------------------------------------------------------
     def _invalid(self, submit: Submit) -> str:
@@ -341,7 +364,9 @@ class Coordinator:
         deadline = None
         if device != self.device:
             # The peer's announced backlog plus this task's own service time, then the margin.
-            deadline = now + self.cfg.task_timeout_s + self.peers.expected_wait(device)
+            allowance = self.cfg.task_timeout_s + self.peers.expected_wait(device)
+            deadline = now + allowance
+            self._due[tid] = self._monotonic() + allowance
         row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
                           device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline,
                           secret=secret)

@@ -201,6 +201,12 @@ class Status(Message):
     rejected: int = 0
     worker_restarts: int = 0
     peers: list[str] = field(default_factory=list)
+    instance: str = ""
+    """Drawn at each start: two live instances of one device id are two boards claiming it."""
+    alerts: list[str] = field(default_factory=list)
+    """What the owner should know: a store moved aside, a device id claimed twice."""
+    conflicts: list[str] = field(default_factory=list)
+    """Device ids this device has seen claimed by two boards at once."""
 
 
 @dataclass(frozen=True)
@@ -338,6 +344,8 @@ def _check_semantics(message: Message, where: str) -> None:
         raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
     if isinstance(message, (Task, Result, Submit, Answer, Chunk)) and not SECRET.match(message.secret):
         raise ProtocolError(f"{where}: secret must be at most 64 lower-case hex digits")
+    if isinstance(message, Status) and not SECRET.match(message.instance):
+        raise ProtocolError(f"{where}: instance must be at most 64 lower-case hex digits")
     if isinstance(message, (Task, Result)) and not 0 < len(message.task_id) <= 200:
         raise ProtocolError(f"{where}: task_id must be 1-200 characters")
     if isinstance(message, Task):

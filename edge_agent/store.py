@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.errors import ProtocolError, StorageError
+from edge_agent.errors import DiskFull, ProtocolError, StorageError
 from edge_agent.protocol import Result, Submit, Task, decode
 
 SCHEMA = """
@@ -31,7 +31,9 @@ CREATE TABLE IF NOT EXISTS inbox (
     payload BLOB NOT NULL,
     state TEXT NOT NULL DEFAULT 'queued',      -- queued | running | done
     received_at REAL NOT NULL,
-    finished_at REAL
+    finished_at REAL,
+    result_topic TEXT NOT NULL DEFAULT '',     -- where the result went, and its payload: a task's
+    result BLOB                                -- result is sent again if a broker lost it
 );
 CREATE INDEX IF NOT EXISTS inbox_state ON inbox(state, seq);
 CREATE TABLE IF NOT EXISTS outbox (
@@ -78,6 +80,10 @@ CREATE TABLE IF NOT EXISTS dispatches (
     truncated INTEGER NOT NULL DEFAULT 0,
     secret TEXT NOT NULL DEFAULT ''            -- the task's secret; its result must carry it
 );
+CREATE TABLE IF NOT EXISTS probe (
+    id INTEGER PRIMARY KEY CHECK (id = 1),
+    at REAL NOT NULL                           -- rewritten to learn whether the disk takes writes
+);
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
     topic TEXT NOT NULL,
@@ -97,6 +103,8 @@ CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 
 # Columns added after the first schema: (table, column, definition), added to older stores at open.
 MIGRATIONS = (
+    ("inbox", "result_topic", "TEXT NOT NULL DEFAULT ''"),
+    ("inbox", "result", "BLOB"),
     ("jobs", "secret", "TEXT NOT NULL DEFAULT ''"),
     ("dispatches", "secret", "TEXT NOT NULL DEFAULT ''"),
 )
@@ -184,6 +192,8 @@ class Store:
             try:
                 yield self._db
             except sqlite3.Error as err:
+                if getattr(err, "sqlite_errorcode", None) == sqlite3.SQLITE_FULL:
+                    raise DiskFull(f"the store's disk is full: {err}") from err
                 if is_storage_failure(err):
                     raise StorageError(f"the store failed: {err}") from err
                 raise
@@ -194,6 +204,7 @@ class Store:
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
+                db.execute("COMMIT")  # may fail too (a full disk): then nothing was written
             except BaseException:
                 if db.in_transaction:
                     try:
@@ -201,7 +212,6 @@ class Store:
                     except sqlite3.Error:
                         pass  # the original error says more
                 raise
-            db.execute("COMMIT")
 
     # -- inbox: this device's FCFS queue ------------------------------------------------
     def enqueue(self, task: Task, now: float | None = None) -> bool:
@@ -237,16 +247,33 @@ class Store:
             return int(row[0])
 
     def finish_task(self, task_id: str, topic: str, payload: bytes) -> int:
-        """Mark a task done and put its result in the outbox, atomically."""
+        """Mark a task done, keep its result, and put the result in the outbox, atomically."""
         with self.transaction() as db:
             db.execute(
-                "UPDATE inbox SET state='done', finished_at=? WHERE task_id=?", (time.time(), task_id)
+                "UPDATE inbox SET state='done', finished_at=?, result_topic=?, result=? WHERE task_id=?",
+                (time.time(), topic, payload, task_id),
             )
             cur = db.execute(
                 "INSERT INTO outbox(topic, payload, created_at) VALUES (?, ?, ?)",
                 (topic, payload, time.time()),
             )
             return int(cur.lastrowid or 0)
+
+    def resend_result(self, task_id: str) -> bool:
+        """Queue the kept result of a finished task again; False if the task is not finished."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox(topic, payload, created_at) SELECT result_topic, result, ? FROM inbox "
+                "WHERE task_id=? AND state='done' AND result IS NOT NULL", (time.time(), task_id))
+            return cur.rowcount == 1
+
+    def resend_results(self, since: float) -> int:
+        """Queue again every result finished at or after since (wall clock); how many."""
+        with self.transaction() as db:
+            cur = db.execute(
+                "INSERT INTO outbox(topic, payload, created_at) SELECT result_topic, result, ? FROM inbox "
+                "WHERE state='done' AND finished_at >= ? AND result IS NOT NULL ORDER BY seq", (time.time(), since))
+            return int(cur.rowcount)
 
     def prune(self, older_than_s: float = 7 * 86400.0) -> None:
         """Forget finished tasks and jobs past the dedup window so the file stays small."""
@@ -302,6 +329,12 @@ class Store:
         with self._guarded() as db:
             row = db.execute("SELECT * FROM jobs WHERE job_id=?", (job_id,)).fetchone()
         return _job(row) if row else None
+
+    def jobs_finished_since(self, since: float) -> list[JobRow]:
+        with self._guarded() as db:
+            rows = db.execute("SELECT * FROM jobs WHERE state != 'running' AND finished_at >= ? ORDER BY finished_at",
+                              (since,)).fetchall()
+        return [_job(r) for r in rows]
 
     def jobs(self, state: str | None = None) -> list[JobRow]:
         with self._guarded() as db:
@@ -420,6 +453,15 @@ class Store:
             )
             return cur.rowcount == 1
 
+
+    def writable(self) -> bool:
+        """Whether a commit goes through now (after the disk was full)."""
+        try:
+            with self.transaction() as db:
+                db.execute("INSERT OR REPLACE INTO probe(id, at) VALUES (1, ?)", (time.time(),))
+        except StorageError:
+            return False
+        return True
 
     # -- dead letters: messages a handler failed on, kept for inspection, never retried --------
     def add_dead_letter(self, topic: str, payload: bytes, reason: str) -> int:

@@ -3,21 +3,17 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
 import click
 
-from edge_agent.config import AgentConfig, load_config
+from edge_agent.config import AgentConfig, load_config, read_secret
 from edge_agent.errors import ConfigError
 
 
 def read_key(cfg: AgentConfig) -> str:
     if not cfg.api_key_file:
         raise ConfigError("api_key_file is not set: the API serves only clients holding its key")
-    try:
-        key = Path(cfg.api_key_file).read_text().strip()
-    except OSError as err:
-        raise ConfigError(f"cannot read api_key_file {cfg.api_key_file}: {err.strerror}") from None
+    key = read_secret(cfg.api_key_file, "API key")
     if len(key) < 16:
         raise ConfigError(f"the key in {cfg.api_key_file} is shorter than 16 characters")
     return key
@@ -38,13 +34,13 @@ def api(config_path: str | None, host: str | None, port: int | None, log_level: 
     # Imported here so that the rest of the CLI never loads the web stack.
     import uvicorn
 
-    from edge_agent.agent import read_password
     from edge_agent.api.app import ApiSettings, create_app
     from edge_agent.api.backend import MeshBackend
     from edge_agent.client import SubmitClient
     from edge_agent.mesh import BrokerAddress, Credentials
 
-    credentials = Credentials(cfg.broker_username, read_password(cfg), cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
+    password = read_secret(cfg.broker_password_file, "broker password") if cfg.broker_password_file else ""
+    credentials = Credentials(cfg.broker_username, password, cfg.tls_ca, cfg.tls_cert, cfg.tls_key)
     client = SubmitClient(BrokerAddress(cfg.broker_host, cfg.broker_port), cfg.device, credentials)
     backend = MeshBackend(client, cfg.api_timeout_s, cfg.api_max_concurrent)
     settings = ApiSettings(key=key, final_max_tokens=cfg.final_max_tokens, max_body_bytes=cfg.max_message_bytes,

@@ -8,6 +8,7 @@ from typing import Any, TypeVar
 
 import click
 
+from edge_agent.config import read_secret
 from edge_agent.mesh import BrokerAddress, Credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
@@ -34,7 +35,7 @@ def broker_options(func: F) -> F:
 def connection(kwargs: dict[str, Any]) -> tuple[BrokerAddress, Credentials]:
     """Pop the broker options from a command's kwargs."""
     password_file = kwargs.pop("password_file")
-    password = open(password_file).read().strip() if password_file else ""
+    password = read_secret(password_file, "broker password") if password_file else ""
     credentials = Credentials(kwargs.pop("username"), password, kwargs.pop("tls_ca"),
                               kwargs.pop("tls_cert"), kwargs.pop("tls_key"))
     return BrokerAddress.parse(kwargs.pop("broker")), credentials

@@ -46,3 +46,8 @@ def status(as_json: bool, wait_s: float, **kwargs: Any) -> None:
     widths = [max(len(line[i]) for line in table) for i in range(len(COLUMNS))]
     for line in table:
         click.echo("  ".join(cell.ljust(w) for cell, w in zip(line, widths, strict=True)).rstrip())
+    for row in rows:
+        for alert in row.get("alerts") or []:
+            click.echo(f"{row['device']}: {alert}")
+        for device in row.get("conflicts") or []:
+            click.echo(f"{row['device']}: device id {device} is claimed by two boards at once")

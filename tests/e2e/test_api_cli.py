@@ -12,7 +12,7 @@ pytestmark = pytest.mark.e2e
 
 @pytest.mark.parametrize("settings, message", [
     ("", "api_key_file is not set"),
-    ("api_key_file: /nonexistent/api.key\n", "cannot read api_key_file /nonexistent/api.key"),
+    ("api_key_file: /nonexistent/api.key\n", "cannot read the API key file /nonexistent/api.key"),
     ("api_key_file: {short}\n", "shorter than 16 characters"),
     ("api_key_file: {good}\napi_port: 0\n", "api_port must be 1..65535"),
 ])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 
@@ -70,6 +71,8 @@ def test_mesh_lifecycle_submit_and_status(fake_mesh):
         (["models", "verify", "no-such-model"], "no model card named"),
         (["run", "--config", os.devnull], "'device' is required"),
         (["mesh", "up", "--address-base", "10.0.0", "--devices", "1"], "loopback"),
+        (["status", "--password-file", "/nonexistent/password"], "cannot read the broker password file"),
+        (["submit", "x", "--password-file", "/nonexistent/password"], "cannot read the broker password file"),
     ],
 )
 def test_errors_are_one_line_and_exit_non_zero(args, message):
@@ -77,6 +80,19 @@ def test_errors_are_one_line_and_exit_non_zero(args, message):
     assert out.returncode != 0
     lines = out.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], out.stderr
+
+
+def test_ctrl_c_exits_130_without_a_traceback(fake_mesh):
+    waiting = subprocess.Popen([*CLI, "status", "--broker", "127.0.53.1:1883", "--wait", "60"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = waiting.communicate(timeout=3)
+        pytest.fail(f"the command ended before it was interrupted: {err}")
+    except subprocess.TimeoutExpired:
+        pass  # it is collecting statuses: interrupt it as a user would
+    waiting.send_signal(signal.SIGINT)
+    out, err = waiting.communicate(timeout=30)
+    assert waiting.returncode == 130 and err.strip() == "interrupted", err
 
 
 def test_submit_to_an_offline_device_fails_cleanly(fake_mesh):

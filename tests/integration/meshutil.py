@@ -3,14 +3,19 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Iterator
+import queue
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
-from edge_agent import localmesh
+import paho.mqtt.client as mqtt
+
+from edge_agent import localmesh, topics
 from edge_agent.client import SubmitClient
 from edge_agent.commands.mesh import agent_settings
 from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress
+from edge_agent.mesh import BrokerAddress, MeshClient
+from edge_agent.protocol import Status, decode
+from edge_agent.statusread import observer_id
 
 MODEL = "smollm2-135m-instruct-q4_1"
 
@@ -30,3 +35,24 @@ def running_mesh(root: Path, count: int, base: str, engine: str = "llama", **set
 
 def client_for(device: VirtualDevice) -> SubmitClient:
     return SubmitClient(BrokerAddress(device.host, device.port), device.device)
+
+
+def wait_for_status(device: VirtualDevice, about: str, predicate: Callable[[Status], bool],
+                    timeout_s: float = 30.0) -> Status:
+    """The first status of device `about`, seen on device's broker, that satisfies predicate."""
+    found: queue.Queue[Status] = queue.Queue()
+
+    def on_status(message: mqtt.MQTTMessage) -> None:
+        status = decode(message.payload, Status)
+        if predicate(status):
+            found.put(status)
+
+    client = MeshClient(observer_id("wait-status"), BrokerAddress(device.host, device.port))
+    client.route(topics.status(about), on_status)
+    client.connect()
+    try:
+        return found.get(timeout=timeout_s)
+    except queue.Empty:
+        raise AssertionError(f"no status of {about} on {device.device}'s broker matched in {timeout_s:.0f} s") from None
+    finally:
+        client.close()

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import psutil
-from meshutil import client_for, running_mesh
+import pytest
+from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import topics
@@ -21,9 +22,10 @@ from edge_agent.agent import Agent
 from edge_agent.config import load_config
 from edge_agent.errors import StorageError
 from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress, MeshClient
-from edge_agent.protocol import Answer, Progress, Result, Status, Submit, decode
+from edge_agent.protocol import Answer, Progress, Result, Submit
 from edge_agent.statusread import read_statuses
+
+pytestmark = pytest.mark.faults
 
 
 class Tap:
@@ -59,24 +61,6 @@ class Tap:
         self.client.disconnect()
 
 
-def wait_online(device: VirtualDevice, since: float, timeout_s: float = 30) -> None:
-    """Wait for a status of device, sent after since, that says it is online."""
-    online = threading.Event()
-
-    def on_status(message: mqtt.MQTTMessage) -> None:
-        status = decode(message.payload, Status)
-        if status.online and status.ts >= since:
-            online.set()
-
-    client = MeshClient(f"wait-online-{os.getpid()}", BrokerAddress(device.host, device.port))
-    client.route(topics.status(device.device), on_status)
-    client.connect()
-    try:
-        assert online.wait(timeout_s), f"{device.device} came online"
-    finally:
-        client.close()
-
-
 def in_process_agent(device: VirtualDevice, calls: list[str], fault: dict[str, Exception]) -> Agent:
     """The device's agent, run in this process so that a fault can be planted in a handler:
     accepting a submit whose prompt is a key of fault raises that error."""
@@ -92,7 +76,7 @@ def in_process_agent(device: VirtualDevice, calls: list[str], fault: dict[str, E
 
     agent.coordinator.accept = faulty_accept  # type: ignore[method-assign]
     agent.start()
-    wait_online(device, started)
+    wait_for_status(device, device.device, lambda s: s.online and s.ts >= started)
     return agent
 
 
@@ -102,7 +86,7 @@ def kill_agent(device: VirtualDevice) -> None:
     assert not alive, "the mesh's own agent is gone"
 
 
-def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_once(tmp_path):
+def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_once(tmp_path, reliability):
     with running_mesh(tmp_path, 1, "127.0.53", engine="fake", fake_seconds=0.05) as (device,):
         kill_agent(device)
         calls: list[str] = []
@@ -131,6 +115,8 @@ def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_
             assert not agent.stopped
         finally:
             agent.stop()
+    reliability(scenario="a message that makes a handler raise, then a restart", trials=1, recover_s=None,
+                figure="handled once, dead-lettered, not redelivered; the agent serves on")
 
 
 def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back(tmp_path):
@@ -159,7 +145,7 @@ def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back
         assert [a.job_id for a in answers] == ["kept-1"] and answers[0].ok
 
 
-def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path):
+def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path, reliability):
     with running_mesh(tmp_path, 3, "127.0.54", engine="fake", fake_seconds=1.5) as mesh:
         origin = mesh[0]
         rejected_before = {s["device"]: s["rejected"] for s in read_statuses(origin.host, origin.port, 1.5)}
@@ -189,4 +175,6 @@ def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path):
         assert db.execute("SELECT COUNT(*) FROM dispatches WHERE text='FORGED'").fetchone() == (0,)
         after = {s["device"]: s["rejected"] for s in read_statuses(origin.host, origin.port, 3.0)}
         assert after[origin.device] == rejected_before[origin.device] + 1, "the forged result was counted"
+    reliability(scenario="a board forges a peer's result and the origin's answer", trials=1, recover_s=None,
+                figure="both reached the broker; both ignored, the forged result counted")
 

@@ -21,9 +21,10 @@ class Harness:
             self.peers.update(Status(device=name, online=True, queue=0, alpha=1.0), now=0.0)
         self.events = []
         self.now = 1000.0
+        self.wall_offset = 0.0
         self.coordinator = Coordinator(self.cfg, self.store, self.peers, flush=lambda: None,
                                        progress=self.events.append, rng=random.Random(7),
-                                       clock=lambda: self.now)
+                                       clock=lambda: self.now + self.wall_offset, monotonic=lambda: self.now)
 
     def sent(self):
         """Drain the outbox: (topic, message) pairs."""
@@ -109,6 +110,38 @@ def test_a_late_peer_is_replaced_once_then_skipped(tmp_path):
     assert len(answer.inferences) == 3  # (k+1)M+1 = 4, less the missing answer of layer 1
     h.answer(remote[1])  # the original straggler finally answers: ignored
     assert h.sent() == []
+
+
+@pytest.mark.parametrize("step_s", [3600.0, -3600.0])
+def test_a_stepped_wall_clock_neither_fires_a_deadline_early_nor_keeps_one_from_firing(tmp_path, step_s):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    layer1 = h.sent()
+    h.answer([t for t in layer1 if topics.device_of(t[0]) == "edge-1"][0])
+    h.wall_offset = step_s  # an RTC-less board sets its clock mid-job
+    h.now += 30
+    h.coordinator.tick()
+    assert h.sent() == [], "30 s in, within the 31 s allowance: nothing fires"
+    h.now += 2
+    h.coordinator.tick()
+    (replacement,) = h.sent()
+    assert replacement[1].task_id.endswith("/1"), "32 s in: the deadline fired"
+
+
+def test_after_a_restart_a_pending_task_gets_its_whole_allowance_again(tmp_path):
+    h = Harness(tmp_path)
+    h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
+    h.sent()
+    h.now += 1e6  # the board was off for a long while, and its clock may be anything now
+    restarted = Coordinator(h.cfg, h.store, h.peers, flush=lambda: None, progress=h.events.append,
+                            rng=random.Random(7), clock=lambda: h.now, monotonic=lambda: h.now)
+    restarted.resume()
+    h.sent()
+    restarted.tick()
+    assert h.sent() == [], "a resumed task is not declared late at once"
+    h.now += 32
+    restarted.tick()
+    assert len(h.sent()) == 1
 
 
 def test_a_peer_that_goes_offline_is_replaced_without_waiting(tmp_path):

@@ -16,7 +16,8 @@ class Recorder:
         self.storage: list[StorageError] = []
         self.client.ack = lambda message: self.acked.append(message.mid)  # type: ignore[method-assign]
         self.client.on_poison = lambda message, err: self.poisoned.append((message.topic, str(err)))
-        self.client.on_storage_failure = self.storage.append
+        self.retries: list = []
+        self.client.on_storage_failure = lambda err, retry: (self.storage.append(err), self.retries.append(retry))
 
     def deliver(self, error: Exception | None, mid: int = 1) -> None:
         def handler(message: mqtt.MQTTMessage) -> None:
@@ -54,6 +55,22 @@ def test_a_storage_failure_leaves_the_message_unacknowledged_and_stops():
     failure = StorageError("the store failed: database or disk is full")
     r.deliver(failure)
     assert (r.acked, r.poisoned, r.storage) == ([], [], [failure])
+
+
+def test_a_message_left_by_a_storage_failure_can_be_delivered_again_later():
+    r = Recorder()
+    failures = [StorageError("the store's disk is full")]
+
+    def handler(message):
+        if failures:
+            raise failures.pop()
+
+    message = mqtt.MQTTMessage(mid=7, topic=b"dmoa/v1/to/edge-1/result")
+    message.qos = 1
+    r.client.deliver(handler, message)
+    assert r.acked == [] and len(r.retries) == 1
+    r.retries[0]()
+    assert r.acked == [7], "acknowledged once the retry went through"
 
 
 def test_a_dead_letter_that_cannot_be_stored_is_a_storage_failure():

@@ -1,8 +1,9 @@
 import sqlite3
+import time
 
 import pytest
 
-from edge_agent.errors import StorageError
+from edge_agent.errors import DiskFull, StorageError
 from edge_agent.protocol import Result, Submit, Task
 from edge_agent.store import SCHEMA, DispatchRow, Store, is_storage_failure
 
@@ -134,3 +135,33 @@ def test_a_store_from_before_secrets_gains_their_columns(tmp_path):
     assert store.create_job(Submit(job_id="new", prompt="p", layers=0, proposers=0, secret="ab" * 16),
                             0, 0, "uniform", [])
     assert store.job("new").secret == "ab" * 16
+
+
+def test_a_full_disk_is_its_own_storage_failure_and_nothing_is_half_written(tmp_path):
+    store = Store(tmp_path / "a.db")
+    pages = store._db.execute("PRAGMA page_count").fetchone()[0]
+    store._db.execute(f"PRAGMA max_page_count = {pages}")  # SQLite answers SQLITE_FULL past this
+    with pytest.raises(DiskFull):
+        for n in range(100):
+            store.enqueue(Task(task_id=f"t{n}", job_id="j", origin="edge-1", layer=1, role="propose",
+                               prompt="p" * 2000))
+    depth = store.queue_depth()
+    assert 0 < depth < 100, "the tasks before the limit are kept, the one that hit it is not half-written"
+    store._db.execute(f"PRAGMA max_page_count = {pages * 100}")  # room again
+    assert store.writable()
+    assert store.enqueue(task(999)) and store.queue_depth() == depth + 1, "the store carries on where it stood"
+
+
+def test_a_finished_tasks_result_is_kept_to_be_sent_again(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.enqueue(task(2))
+    assert not store.resend_result("t1"), "not finished yet: nothing to send again"
+    store.claim_next()
+    store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"result-1")
+    for outbox_id, *_ in store.outbox():
+        store.outbox_done(outbox_id)  # the broker acknowledged it ...
+    assert store.resend_result("t1")  # ... and lost it: the origin asks again
+    assert [(t, p) for _, t, p, _ in store.outbox()] == [("dmoa/v1/to/edge-1/result", b"result-1")]
+    assert store.resend_results(since=time.time() - 60) == 1
+    assert store.resend_results(since=time.time() + 60) == 0
