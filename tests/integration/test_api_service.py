@@ -139,3 +139,17 @@ def test_submit_prints_the_streamed_answer_once(mesh):
                           "--broker", devices[2].broker], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout == "aggregate of 3 by edge-3: stream me please\n"
+
+
+def test_admission_control_refusing_a_job_is_a_503_even_for_a_stream(tmp_path):
+    with running_mesh(tmp_path / "mesh", 2, "127.0.63", engine="fake", fake_seconds=0.05,
+                      admission="reject", admission_threshold=0.001) as devices:
+        with running_api(devices[0], tmp_path) as url, httpx.Client(timeout=60) as http:
+            body = {**GOOD, "model": "dmoa-m1k1"}
+            first = http.post(url + CHAT, json=body, headers=auth())
+            assert first.status_code == 200, "nothing measured yet: admitted"
+            for stream in (False, True):
+                refused = http.post(url + CHAT, json={**body, "stream": stream}, headers=auth())
+                assert refused.status_code == 503, refused.text
+                assert int(refused.headers["Retry-After"]) > 0
+                assert error_of(refused)["code"] == "overloaded"
