@@ -109,7 +109,7 @@ def fill(where: Path) -> Path:
 
 
 def test_a_full_disk_refuses_new_work_plainly_keeps_what_was_acknowledged_and_recovers(tmp_path, reliability):
-    with running_mesh(tmp_path, 1, "127.0.61", engine="fake", fake_seconds=3.0) as (device,):
+    with running_mesh(tmp_path, 1, "127.0.68", engine="fake", fake_seconds=3.0) as (device,):
         stop(device.agent_pid, signal.SIGTERM)
         with small_tmpfs(Path(device.directory) / "data") as data:
             started = time.time()

@@ -115,7 +115,7 @@ def test_a_burst_of_ten_times_the_queue_cap_is_accepted_or_refused_never_dropped
 
 def test_ten_thousand_malformed_messages_are_counted_and_cost_no_memory(tmp_path, reliability):
     count = 10_000
-    with running_mesh(tmp_path, 1, "127.0.60", engine="fake", fake_seconds=0.01) as (board,):
+    with running_mesh(tmp_path, 1, "127.0.69", engine="fake", fake_seconds=0.01) as (board,):
         before = wait_for_status(board, board.device, lambda s: s.online)
         agent = psutil.Process(board.agent_pid)
         rss_before = agent.memory_info().rss
