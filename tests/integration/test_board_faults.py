@@ -123,7 +123,8 @@ def test_a_full_disk_refuses_new_work_plainly_keeps_what_was_acknowledged_and_re
                     "acknowledged before the disk fills", 0, 0, timeout_s=90,
                     on_progress=lambda p: p.event == "dispatched" and running.set())))
                 held.start()
-                assert running.wait(30), "the first prompt is being answered"
+                assert running.wait(30)
+                wait_for_status(device, device.device, lambda s: s.busy)  # the first prompt is being answered
                 filler = fill(data)
                 full = wait_for_status(device, device.device, lambda s: any("disk" in a for a in s.alerts),
                                        timeout_s=30)
