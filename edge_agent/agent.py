@@ -230,6 +230,8 @@ class Agent:
                 # Done already: its origin asks again because a broker lost the result.
                 self.outbox.flush()
         except DiskFull:
+            if task.origin == self.cfg.device:
+                raise  # its own job's task: wait for room rather than fail the job
             # Nothing was stored: refuse it straight away, and its origin sends it elsewhere.
             self.room.filled()
             self.client.publish(topics.result(task.origin), self._refusal(task, "disk full").encode())

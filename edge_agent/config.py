@@ -16,6 +16,7 @@ from typing import Any
 import yaml
 
 from edge_agent import topics
+from edge_agent.admission import MODES as ADMISSION_MODES
 from edge_agent.errors import ConfigError
 from edge_agent.peerchoice import POLICIES
 
@@ -27,7 +28,6 @@ DEFAULT_INSTRUCTION = (
 )
 
 ENV_PREFIX = "EDGE_AGENT_"
-ADMISSION_MODES = ("degrade", "reject", "accept")
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ so a reconnect restores them; paho's own loop does the reconnecting.
 from __future__ import annotations
 
 import logging
+import socket
 import ssl
 import threading
 from collections.abc import Callable
@@ -169,6 +170,11 @@ class MeshClient:
             self._connect_error = f"refused ({reason})"
             log.warning("broker %s refused the connection: %s", self.broker, reason)
             return
+        sock = client.socket()
+        if sock is not None:
+            # paho leaves Nagle's algorithm on: a small publish then waits for the ACK of the one
+            # before, which Linux delays up to 40 ms. Every hop of a job is a small publish.
+            sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for topic_filter, qos in self._routes:
             client.subscribe(topic_filter, qos)
         self._connected.set()

@@ -11,12 +11,7 @@ misses its deadline, fails, or whose device goes offline is re-sent once to
 another live peer; after that the layer goes on without it and the job is
 marked degraded.
 
-Admission control (cfg.admission, cfg.admission_threshold): before a new job
-starts, the mesh-wide ρ = ((k+1)M+1)·λ̄·α_max it would mean is computed from
-this device's own estimates and its live peers' statuses. Over the threshold
-the job is degraded to the richest (M, k) that fits, refused with an error
-answer, or run anyway; the decision is one "admission: ..." note. With no α
-measured yet, every job is admitted.
+Admission control is edge_agent/admission.py; the coordinator applies its decision.
 """
 
 from __future__ import annotations
@@ -27,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge_agent import topics
+from edge_agent import admission, topics
 from edge_agent.aggregation import TokenCounter, WhitespaceCounter, check_fits
 from edge_agent.config import AgentConfig
 from edge_agent.errors import ModelError
@@ -35,7 +30,7 @@ from edge_agent.estimates import Estimator
 from edge_agent.peerchoice import POLICIES, Policy, choose_peers
 from edge_agent.peers import PeerTable
 from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
-from edge_agent.stability import inferences_per_prompt, mesh_load, richest_fit
+from edge_agent.stability import inferences_per_prompt
 from edge_agent.store import DispatchRow, JobRow, Store
 
 log = logging.getLogger(__name__)
@@ -231,32 +226,10 @@ class Coordinator:
         if self._estimator is not None:
             statuses.append(Status(device=self.device, online=True, alpha=self._estimator.alpha,
                                    lam=self._estimator.lam()))
-        load = mesh_load(statuses)
-        limit = self.cfg.admission_threshold
-        rho = load.rho(layers, proposers) if load is not None else 0.0
-        if load is None or rho <= limit:
-            return layers, proposers, ""  # within the bound, or nothing measured yet
-        asked = f"M={layers},k={proposers}"
-        over = f"ρ={rho:.2f} > {limit:g}; λ̄={load.lam:.3g}/s, α_max={load.alpha_max:.3g} s on {load.slowest}"
-        fit = richest_fit(layers, proposers, load.lam, load.alpha_max, limit)
-        mode = self.cfg.admission
-        if mode == "accept":
-            notes.append(f"admission: accepted {asked} anyway ({over})")
-            return layers, proposers, ""
-        if mode == "reject":
-            notes.append(f"admission: rejected {asked} ({over})")
-            hint = f"try M={fit[0]}, k={fit[1]}" if fit else "even M=0 does not fit; try again later"
-            return layers, proposers, (f"mesh utilisation ρ={rho:.2f} for M={layers}, k={proposers} exceeds "
-                                       f"{limit:g}; {hint}")
-        target = fit or (0, 0)
-        if inferences_per_prompt(*target) >= inferences_per_prompt(layers, proposers):
-            notes.append(f"admission: nothing lighter than {asked} to degrade to; ran it ({over})")
-            return layers, proposers, ""
-        after = load.rho(*target)
-        fits = "" if fit else "; still over, the mesh is overloaded"
-        notes.append(f"admission: degraded from {asked} to M={target[0]},k={target[1]} "
-                     f"({over}; ρ={after:.2f} after{fits})")
-        return target[0], target[1], ""
+        decision = admission.decide(layers, proposers, statuses, self.cfg.admission, self.cfg.admission_threshold)
+        if decision.note:
+            notes.append(decision.note)
+        return decision.layers, decision.proposers, decision.error
 
     # -- layers -----------------------------------------------------------------------
     def _start_layer(self, job: JobRow, layer: int) -> None:

@@ -9,21 +9,21 @@ from __future__ import annotations
 
 import json
 import math
+from typing import Any
 
 import click
 
 from edge_agent import stability
-from edge_agent.errors import ConfigError, MeshError
+from edge_agent.commands.common import broker_options, connection
+from edge_agent.errors import MeshError
+from edge_agent.mesh import BrokerAddress, Credentials
 
 
-def alphas_from_mesh(broker: str, wait_s: float) -> list[float]:
+def alphas_from_mesh(broker: BrokerAddress, credentials: Credentials, wait_s: float) -> list[float]:
     """Mean inference times of the online devices that have published one."""
-    host, sep, port = broker.rpartition(":")
-    if not sep or not host or not port.isdigit():
-        raise ConfigError(f"--broker wants HOST:PORT, got {broker!r}")
     from edge_agent.statusread import read_statuses
 
-    statuses = read_statuses(host, int(port), wait_s)
+    statuses = read_statuses(broker.host, broker.port, wait_s, credentials)
     online = [s for s in statuses if s.get("online")]
     alphas = [float(s["alpha"]) for s in online if s.get("alpha") is not None]
     missing = sorted(str(s.get("device")) for s in online if s.get("alpha") is None)
@@ -44,18 +44,18 @@ def _fmt(value: float, digits: int) -> str:
     multiple=True,
     help="Mean inference seconds per device, repeated (--alpha 1 --alpha 2) or comma-separated (--alpha 1,2).",
 )
-@click.option("--broker", help="HOST:PORT of a mesh broker; read every online device's α from its status.")
+@broker_options
 @click.option("--wait", "wait_s", type=float, default=3.0, show_default=True, help="Seconds to collect statuses.")
 @click.option("--rate", type=float, required=True, help="Target prompts per second per user (λ).")
 @click.option("--max-layers", type=click.IntRange(min=0), default=3, show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="Print one JSON object.")
-def plan(
-    alpha: tuple[str, ...], broker: str | None, wait_s: float, rate: float, max_layers: int, as_json: bool
-) -> None:
-    """Evaluate every (M, k) against Theorem 1 at --rate and recommend the richest stable one."""
-    if bool(alpha) == bool(broker):
-        raise ConfigError("give either --alpha values or --broker HOST:PORT")
-    alphas = stability.parse_alphas(alpha) if alpha else alphas_from_mesh(str(broker), wait_s)
+def plan(alpha: tuple[str, ...], wait_s: float, rate: float, max_layers: int, as_json: bool, **kwargs: Any) -> None:
+    """Evaluate every (M, k) against Theorem 1 at --rate and recommend the richest stable one.
+
+    The devices' α come from --alpha, or else from the statuses on the broker (this board's by
+    default), read with the same options as every other command."""
+    broker, credentials = connection(kwargs)
+    alphas = stability.parse_alphas(alpha) if alpha else alphas_from_mesh(broker, credentials, wait_s)
     rows = stability.plan(alphas, rate, stability.default_configs(len(alphas), max_layers))
     best = stability.recommend(rows)
     if as_json:

@@ -10,8 +10,11 @@ import sys
 
 import psutil
 import pytest
+from support.meshes import address_block
 
 CLI = [sys.executable, "-m", "edge_agent"]
+BLOCK = address_block()
+"""The loopback block of this module's fake mesh."""
 
 
 def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
@@ -22,7 +25,7 @@ def run(*args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
 def fake_mesh(tmp_path):
     directory = str(tmp_path / "mesh")
     up = run("mesh", "up", "--devices", "3", "--dir", directory, "--engine", "fake", "--fake-seconds", "0.1",
-             "--address-base", "127.0.53")
+             "--address-base", BLOCK)
     assert up.returncode == 0, up.stderr
     try:
         yield directory
@@ -33,11 +36,11 @@ def fake_mesh(tmp_path):
 def test_mesh_lifecycle_submit_and_status(fake_mesh):
     rows = json.loads(run("mesh", "status", "--dir", fake_mesh, "--json").stdout)
     assert [(r["device"], r["broker"]) for r in rows] == [
-        ("edge-1", "127.0.53.1:1883"), ("edge-2", "127.0.53.2:1883"), ("edge-3", "127.0.53.3:1883")]
+        ("edge-1", f"{BLOCK}.1:1883"), ("edge-2", f"{BLOCK}.2:1883"), ("edge-3", f"{BLOCK}.3:1883")]
     pids = [r[k] for r in rows for k in ("broker_pid", "agent_pid")]
     assert all(psutil.pid_exists(p) for p in pids)
 
-    out = run("submit", "what is a mesh?", "--layers", "1", "--proposers", "2", "--broker", "127.0.53.2:1883",
+    out = run("submit", "what is a mesh?", "--layers", "1", "--proposers", "2", "--broker", f"{BLOCK}.2:1883",
               "--json")
     assert out.returncode == 0, out.stderr
     answer = json.loads(out.stdout)
@@ -50,10 +53,10 @@ def test_mesh_lifecycle_submit_and_status(fake_mesh):
     assert [i["layer"] for i in answer["inferences"] if i["role"] == "aggregate"] == [2]
     assert "layer 1/2: answer" in out.stderr, "progress is shown as it happens"
 
-    text = run("submit", "hello", "-M", "0", "-k", "0", "--broker", "127.0.53.3:1883")
+    text = run("submit", "hello", "-M", "0", "-k", "0", "--broker", f"{BLOCK}.3:1883")
     assert text.returncode == 0 and "hello" in text.stdout
 
-    statuses = json.loads(run("status", "--broker", "127.0.53.1:1883", "--json").stdout)
+    statuses = json.loads(run("status", "--broker", f"{BLOCK}.1:1883", "--json").stdout)
     assert [s["device"] for s in statuses] == ["edge-1", "edge-2", "edge-3"]
     assert all(s["online"] and s["model"] == "fake" for s in statuses)
 
@@ -65,7 +68,7 @@ def test_mesh_lifecycle_submit_and_status(fake_mesh):
 @pytest.mark.parametrize(
     "args, message",
     [
-        (["submit", "x", "--broker", "127.0.53.200:1883", "--timeout", "5"], "cannot reach broker"),
+        (["submit", "x", "--broker", f"{BLOCK}.200:1883", "--timeout", "5"], "cannot reach broker"),
         (["submit", "x", "--broker", "nonsense:port"], "invalid broker address"),
         (["mesh", "down", "--dir", "/nonexistent/mesh"], "no local mesh"),
         (["models", "verify", "no-such-model"], "no model card named"),
@@ -83,7 +86,7 @@ def test_errors_are_one_line_and_exit_non_zero(args, message):
 
 
 def test_ctrl_c_exits_130_without_a_traceback(fake_mesh):
-    waiting = subprocess.Popen([*CLI, "status", "--broker", "127.0.53.1:1883", "--wait", "60"],
+    waiting = subprocess.Popen([*CLI, "status", "--broker", f"{BLOCK}.1:1883", "--wait", "60"],
                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         out, err = waiting.communicate(timeout=3)
@@ -96,12 +99,12 @@ def test_ctrl_c_exits_130_without_a_traceback(fake_mesh):
 
 
 def test_submit_to_an_offline_device_fails_cleanly(fake_mesh):
-    out = run("submit", "x", "--broker", "127.0.53.1:1883", "--device", "edge-9", "--timeout", "5")
+    out = run("submit", "x", "--broker", f"{BLOCK}.1:1883", "--device", "edge-9", "--timeout", "5")
     assert out.returncode == 1 and "never reported" in out.stderr
 
 
 def test_demo_answers_a_prompt_on_a_real_model_and_cleans_up():
-    out = run("demo", "--address-base", "127.0.54", timeout=400)
+    out = run("demo", "--address-base", address_block(), timeout=400)
     assert out.returncode == 0, out.stderr[-2000:]
     assert "layer 2 aggregate edge-1" in out.stderr
     assert out.stdout.strip(), "the answer is printed"

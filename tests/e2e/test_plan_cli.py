@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 import pytest
+from support.meshes import address_block
 
 from edge_agent import localmesh
 from edge_agent.client import SubmitClient
@@ -17,7 +18,7 @@ from edge_agent.statusread import read_statuses
 
 pytestmark = pytest.mark.e2e
 
-BASE = "127.0.60"
+BASE = address_block()
 FAKE_SECONDS = 0.2
 
 

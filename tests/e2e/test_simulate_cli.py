@@ -82,7 +82,8 @@ def test_plan_json_and_table() -> None:
     ("simulate", "-n", "3", "-k", "3", "--alpha", "1", "--rate", "0.1"),
     ("simulate", "-n", "3", "--alpha", "1", "--rate", "0.1", "--sweep", "0.5"),
     ("simulate", "-n", "3", "--rate", "0.1"),
-    ("plan", "--alpha", "1", "--broker", "localhost:1883", "--rate", "0.1"),
+    ("plan", "--broker", "127.0.0.1:1", "--wait", "0.5", "--rate", "0.1"),
+    ("plan", "--password-file", "/nonexistent/password", "--rate", "0.1"),
     ("plan", "--alpha", "slow", "--rate", "0.1"),
 ])  # fmt: skip
 def test_bad_input_is_one_line(args: tuple[str, ...]) -> None:
@@ -105,7 +106,7 @@ def test_plan_reads_alphas_from_the_mesh(monkeypatch: pytest.MonkeyPatch) -> Non
     ]
     calls: list[tuple[str, int, float]] = []
 
-    def read_statuses(host: str, port: int, wait_s: float) -> list[dict[str, object]]:
+    def read_statuses(host: str, port: int, wait_s: float, credentials: object) -> list[dict[str, object]]:
         calls.append((host, port, wait_s))
         return statuses
 

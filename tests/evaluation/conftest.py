@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import importlib.util
 import json
-import shutil
 import socket
 import subprocess
 import sys
@@ -14,9 +13,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from support.meshes import running_mesh
 
-from edge_agent import localmesh
-from edge_agent.commands.mesh import agent_settings
 from edge_agent.errors import ModelError
 from edge_agent.models import resolve_model
 
@@ -40,41 +38,19 @@ def model_path() -> str:
         pytest.skip(f"{err} (make setup fetches it)")
 
 
-def _need_mosquitto(address_base: str, count: int) -> None:
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.skip("mosquitto is not installed (make setup installs it)")
-    for i in range(1, count + 1):  # a broker left there would take our agents' connections
-        with socket.socket() as sock:
-            sock.settimeout(0.5)
-            if sock.connect_ex((f"{address_base}.{i}", 1883)) == 0:
-                pytest.fail(f"something already listens on {address_base}.{i}:1883; stop it first")
-
-
 @pytest.fixture(scope="module")
 def llama_mesh(tmp_path_factory, model_path):
     """Two devices answering with the real SmolLM2 through llama.cpp (short answers)."""
-    _need_mosquitto("127.0.40", 2)
-    directory = tmp_path_factory.mktemp("llama-mesh")
-    # admission=accept: the experiment runs each configuration as asked, whatever the load
-    settings = agent_settings(MODEL, "llama", 0, ("max_tokens=32", "admission=accept"))
-    devices = localmesh.up(2, directory, settings, address_base="127.0.40", port=1883, timeout_s=120)
-    try:
+    # admission "accept" (running_mesh's default): each configuration runs as asked, whatever the load
+    with running_mesh(tmp_path_factory.mktemp("llama-mesh"), 2, fake_seconds=0, max_tokens=32) as devices:
         yield devices
-    finally:
-        localmesh.down(directory)
 
 
 @pytest.fixture(scope="module")
 def fake_mesh(tmp_path_factory):
     """Three devices with the fake engine: fast, for concurrency and interruption."""
-    _need_mosquitto("127.0.41", 3)
-    directory = tmp_path_factory.mktemp("fake-mesh")
-    settings = agent_settings("fake", "fake", 0.2, ("admission=accept",))
-    devices = localmesh.up(3, directory, settings, address_base="127.0.41", port=1883, timeout_s=60)
-    try:
+    with running_mesh(tmp_path_factory.mktemp("fake-mesh"), 3, engine="fake", fake_seconds=0.2) as devices:
         yield devices
-    finally:
-        localmesh.down(directory)
 
 
 def free_port() -> int:

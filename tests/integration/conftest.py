@@ -1,41 +1,13 @@
-"""Fixtures for integration tests: real mosquitto brokers bridged on loopback, real
-agents, and (unless a test asks for the fake engine) real llama.cpp inference."""
+"""The fault matrix's table: each scenario of tests/integration records its row here."""
 
 from __future__ import annotations
 
 import os
-import shutil
 import time
 from pathlib import Path
 
 import pytest
-from meshutil import MODEL
 
-from edge_agent.errors import ModelError
-from edge_agent.models import card, verify
-
-
-def pytest_collection_modifyitems(items):
-    for item in items:
-        if "tests/integration" in str(item.fspath):
-            item.add_marker(pytest.mark.integration)
-
-
-@pytest.fixture(scope="session", autouse=True)
-def needs_mosquitto():
-    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
-        pytest.fail("mosquitto is not installed: run `make setup`")
-
-
-@pytest.fixture(scope="session")
-def model_ready():
-    try:
-        verify(card(MODEL))
-    except ModelError as err:
-        pytest.fail(f"{err} (run `make setup`)")
-
-
-# -- the fault matrix's table -------------------------------------------------------------
 # Each scenario records one row; `make faults` sets DMOA_RELIABILITY_TABLE to docs/reliability.md
 # and the rows replace the table between the markers there.
 _ROWS: list[dict[str, object]] = []

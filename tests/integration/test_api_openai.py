@@ -11,8 +11,8 @@ from pathlib import Path
 
 import openai
 import pytest
-from apiutil import KEY, running_api
-from meshutil import running_mesh
+from support.api import KEY, running_api
+from support.meshes import running_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 QUESTION = {"role": "user", "content": "What is the capital of France? Answer in one sentence."}
@@ -21,7 +21,7 @@ QUESTION = {"role": "user", "content": "What is the capital of France? Answer in
 @pytest.fixture(scope="module")
 def served(tmp_path_factory):
     root = tmp_path_factory.mktemp("api-llama")
-    with running_mesh(root / "mesh", 3, "127.0.62") as devices:
+    with running_mesh(root / "mesh", 3) as devices:
         with running_api(devices[0], root) as url:
             yield url, devices
 

@@ -11,9 +11,9 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 import openai
 import pytest
-from apiutil import KEY, auth, running_api
-from meshutil import running_mesh
 from prometheus_client.parser import text_string_to_metric_families
+from support.api import KEY, auth, running_api
+from support.meshes import running_mesh
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 CHAT = "/v1/chat/completions"
@@ -23,7 +23,7 @@ GOOD = {"model": "dmoa", "messages": [{"role": "user", "content": "what is a mes
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory):
     root = tmp_path_factory.mktemp("api-fake")
-    with running_mesh(root / "mesh", 3, "127.0.61", engine="fake", fake_seconds=0.1) as devices:
+    with running_mesh(root / "mesh", 3, engine="fake", fake_seconds=0.1) as devices:
         yield root, devices
 
 
@@ -142,8 +142,8 @@ def test_submit_prints_the_streamed_answer_once(mesh):
 
 
 def test_admission_control_refusing_a_job_is_a_503_even_for_a_stream(tmp_path):
-    with running_mesh(tmp_path / "mesh", 2, "127.0.63", engine="fake", fake_seconds=0.05,
-                      admission="reject", admission_threshold=0.001) as devices:
+    with running_mesh(tmp_path / "mesh", 2, engine="fake", fake_seconds=0.05, admission="reject",
+                      admission_threshold=0.001) as devices:
         with running_api(devices[0], tmp_path) as url, httpx.Client(timeout=60) as http:
             body = {**GOOD, "model": "dmoa-m1k1"}
             first = http.post(url + CHAT, json=body, headers=auth())

@@ -16,7 +16,7 @@ from pathlib import Path
 
 import psutil
 import pytest
-from meshutil import client_for, running_mesh, wait_for_status
+from support.meshes import client_for, running_mesh, wait_for_status
 
 from edge_agent import localmesh
 from edge_agent.commands.mesh import agent_settings
@@ -31,7 +31,7 @@ def stop(pid: int, sig: int = signal.SIGKILL) -> None:
 
 
 def test_a_store_damaged_while_the_agent_was_down_is_moved_aside_and_said_so(tmp_path, reliability):
-    with running_mesh(tmp_path, 1, "127.0.56", engine="fake", fake_seconds=0.05) as (device,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.05) as (device,):
         with client_for(device) as client:
             assert client.submit("fill the store", 0, 0, timeout_s=30).ok
         stop(device.agent_pid, signal.SIGTERM)  # a clean stop folds the WAL into the file
@@ -58,13 +58,13 @@ def test_a_store_damaged_while_the_agent_was_down_is_moved_aside_and_said_so(tmp
 
 
 def test_a_device_id_claimed_by_two_boards_is_reported_within_a_minute(tmp_path, reliability):
-    with running_mesh(tmp_path / "mesh", 3, "127.0.57", engine="fake", fake_seconds=0.05) as mesh:
+    with running_mesh(tmp_path / "mesh", 3, engine="fake", fake_seconds=0.05) as mesh:
         # A clone of edge-2 on a fourth address: same device id, same peers, its own broker.
-        layout = [(d.device, d.host, d.port) for d in mesh if d.device != "edge-2"] + [("edge-2", "127.0.57.4", 1883)]
+        clone_host = mesh[0].host.rsplit(".", 1)[0] + ".4"  # the fourth address of the mesh's block
+        layout = [(d.device, d.host, d.port) for d in mesh if d.device != "edge-2"] + [("edge-2", clone_host, 1883)]
         mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
         settings = agent_settings("fake", "fake", 0.05, ("admission=accept",))
-        clone = localmesh._start_device(mosquitto, tmp_path / "clone", "edge-2", "127.0.57.4", 1883, layout,
-                                        settings)
+        clone = localmesh._start_device(mosquitto, tmp_path / "clone", "edge-2", clone_host, 1883, layout, settings)
         try:
             started = time.monotonic()
             seen = wait_for_status(mesh[0], "edge-1", lambda s: "edge-2" in s.conflicts, timeout_s=60)
@@ -109,7 +109,7 @@ def fill(where: Path) -> Path:
 
 
 def test_a_full_disk_refuses_new_work_plainly_keeps_what_was_acknowledged_and_recovers(tmp_path, reliability):
-    with running_mesh(tmp_path, 1, "127.0.61", engine="fake", fake_seconds=3.0) as (device,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=3.0) as (device,):
         stop(device.agent_pid, signal.SIGTERM)
         with small_tmpfs(Path(device.directory) / "data") as data:
             started = time.time()
@@ -123,7 +123,8 @@ def test_a_full_disk_refuses_new_work_plainly_keeps_what_was_acknowledged_and_re
                     "acknowledged before the disk fills", 0, 0, timeout_s=90,
                     on_progress=lambda p: p.event == "dispatched" and running.set())))
                 held.start()
-                assert running.wait(30), "the first prompt is being answered"
+                assert running.wait(30)
+                wait_for_status(device, device.device, lambda s: s.busy)  # the first prompt is being answered
                 filler = fill(data)
                 full = wait_for_status(device, device.device, lambda s: any("disk" in a for a in s.alerts),
                                        timeout_s=30)

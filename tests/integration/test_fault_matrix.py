@@ -16,8 +16,8 @@ import psutil
 import pytest
 from badinput import bad_messages
 from history import Recorder, check
-from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
+from support.meshes import client_for, running_mesh, wait_for_status
 
 from edge_agent import localmesh, topics
 from edge_agent.protocol import Progress, Result, Status, Task, decode
@@ -37,7 +37,7 @@ def stores(mesh) -> list[Path]:
 def test_steady_load_at_seven_tenths_of_the_bound_is_answered_within_a_minute(tmp_path, reliability, prompts):
     alpha, layers, proposers, devices = 0.2, 2, 2, 3
     rate = 0.7 / (inferences_per_prompt(layers, proposers) * alpha)  # prompts/s per device (Theorem 1)
-    with running_mesh(tmp_path, devices, "127.0.58", engine="fake", fake_seconds=alpha) as mesh:
+    with running_mesh(tmp_path, devices, engine="fake", fake_seconds=alpha) as mesh:
         recorder = Recorder(mesh[0])
         try:
             started = time.monotonic()
@@ -61,7 +61,7 @@ def test_steady_load_at_seven_tenths_of_the_bound_is_answered_within_a_minute(tm
 
 def test_a_burst_of_ten_times_the_queue_cap_is_accepted_or_refused_never_dropped(tmp_path, reliability):
     cap, offered = 20, 200
-    with running_mesh(tmp_path, 1, "127.0.59", engine="fake", fake_seconds=0.1, max_queue=cap) as (board,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.1, max_queue=cap) as (board,):
         results: dict[str, list[tuple[float, Result]]] = {}
         sent: dict[str, float] = {}
         depths: list[int] = []
@@ -115,7 +115,7 @@ def test_a_burst_of_ten_times_the_queue_cap_is_accepted_or_refused_never_dropped
 
 def test_ten_thousand_malformed_messages_are_counted_and_cost_no_memory(tmp_path, reliability):
     count = 10_000
-    with running_mesh(tmp_path, 1, "127.0.60", engine="fake", fake_seconds=0.01) as (board,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.01) as (board,):
         before = wait_for_status(board, board.device, lambda s: s.online)
         agent = psutil.Process(board.agent_pid)
         rss_before = agent.memory_info().rss
@@ -154,7 +154,7 @@ def kill_unsaved(device) -> None:
 
 
 def test_brokers_killed_with_results_in_flight_lose_none_the_stores_send_them_again(tmp_path, reliability):
-    with running_mesh(tmp_path, 3, "127.0.62", engine="fake", fake_seconds=2.0) as mesh:
+    with running_mesh(tmp_path, 3, engine="fake", fake_seconds=2.0) as mesh:
         origin, peer = mesh[0], mesh[1]
         killed = threading.Event()
         restarted: list[subprocess.Popen[bytes]] = []
@@ -195,7 +195,7 @@ def test_brokers_killed_with_results_in_flight_lose_none_the_stores_send_them_ag
 
 def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, reliability):
     layers, proposers, restarts = 1, 2, 10
-    with running_mesh(tmp_path, 3, "127.0.63", engine="fake", fake_seconds=0.2) as mesh:
+    with running_mesh(tmp_path, 3, engine="fake", fake_seconds=0.2) as mesh:
         peer = mesh[1]
         recorder = Recorder(mesh[0])
         brokers: list[subprocess.Popen[bytes]] = []
@@ -234,7 +234,7 @@ def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, r
 def test_soak_a_thousand_prompts_on_the_real_model_leaks_neither_memory_nor_files(tmp_path, reliability,
                                                                                     model_ready):
     prompts, warm = 1000, 50
-    with running_mesh(tmp_path, 1, "127.0.64", max_tokens=16) as (board,):
+    with running_mesh(tmp_path, 1, max_tokens=16) as (board,):
         agent = psutil.Process(board.agent_pid)
         (worker,) = agent.children()
 

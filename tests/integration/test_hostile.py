@@ -14,8 +14,8 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 import psutil
 import pytest
-from meshutil import client_for, running_mesh, wait_for_status
 from paho.mqtt.enums import CallbackAPIVersion
+from support.meshes import client_for, running_mesh, wait_for_status
 
 from edge_agent import topics
 from edge_agent.agent import Agent
@@ -87,7 +87,7 @@ def kill_agent(device: VirtualDevice) -> None:
 
 
 def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_once(tmp_path, reliability):
-    with running_mesh(tmp_path, 1, "127.0.53", engine="fake", fake_seconds=0.05) as (device,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.05) as (device,):
         kill_agent(device)
         calls: list[str] = []
         poison = Submit(job_id="poison-1", prompt="poison", layers=0, proposers=0, reply_to=device.device)
@@ -120,7 +120,7 @@ def test_a_message_that_makes_a_handler_raise_is_dead_lettered_and_seen_at_most_
 
 
 def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back(tmp_path):
-    with running_mesh(tmp_path, 1, "127.0.55", engine="fake", fake_seconds=0.05) as (device,):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.05) as (device,):
         kill_agent(device)
         calls: list[str] = []
         fault = {"disk full": StorageError("the store failed: database or disk is full")}
@@ -146,7 +146,7 @@ def test_a_storage_failure_stops_the_agent_and_the_broker_hands_the_message_back
 
 
 def test_no_board_can_answer_a_task_or_a_job_in_another_boards_name(tmp_path, reliability):
-    with running_mesh(tmp_path, 3, "127.0.54", engine="fake", fake_seconds=1.5) as mesh:
+    with running_mesh(tmp_path, 3, engine="fake", fake_seconds=1.5) as mesh:
         origin = mesh[0]
         rejected_before = {s["device"]: s["rejected"] for s in read_statuses(origin.host, origin.port, 1.5)}
         tap = Tap(origin, f"{topics.NAMESPACE}/to/{origin.device}/#")

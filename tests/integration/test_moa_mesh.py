@@ -9,8 +9,8 @@ import time
 import paho.mqtt.client as mqtt
 import psutil
 import pytest
-from meshutil import client_for, running_mesh
 from paho.mqtt.enums import CallbackAPIVersion
+from support.meshes import client_for, running_mesh, wait_for_status
 
 from edge_agent import topics
 from edge_agent.statusread import read_statuses
@@ -18,7 +18,7 @@ from edge_agent.statusread import read_statuses
 
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory, model_ready):
-    with running_mesh(tmp_path_factory.mktemp("moa"), 4, "127.0.50", max_tokens=24) as devices:
+    with running_mesh(tmp_path_factory.mktemp("moa"), 4, max_tokens=24) as devices:
         yield devices
 
 
@@ -97,9 +97,7 @@ def test_a_crashed_model_worker_is_restarted_and_its_task_retried(mesh):
             "Count from one to twenty in words.", 0, 0, timeout_s=240))) for _ in range(3)]
         for thread in threads:
             thread.start()
-        deadline = time.monotonic() + 30
-        while not client.status_of(origin.device).busy and time.monotonic() < deadline:
-            time.sleep(0.05)
+        wait_for_status(origin, origin.device, lambda s: s.busy)  # an inference is under way
         (worker,) = [c for c in agent.children() if "spawn_main" in " ".join(c.cmdline())]
         worker.kill()  # mid-inference: the task in hand must be retried, not lost
         for thread in threads:

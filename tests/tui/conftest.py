@@ -9,9 +9,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from support.meshes import running_mesh
 
-from edge_agent import localmesh
-from edge_agent.commands.mesh import agent_settings
 from edge_agent.localmesh import VirtualDevice
 from edge_agent.protocol import Answer, Inference, Progress, Status
 
@@ -19,31 +18,19 @@ FROZEN = 1_700_000_000.0
 """The wall clock of every deterministic test."""
 
 
-def start_mesh(directory: Path, count: int, address_base: str, fake_seconds: float) -> list[VirtualDevice]:
-    # up() stops whatever it started if the mesh does not come up.
-    return localmesh.up(count, directory, agent_settings("x", "fake", fake_seconds, ()), address_base, 1883,
-                        timeout_s=45)
-
-
 @pytest.fixture(scope="module")
 def mesh(tmp_path_factory: pytest.TempPathFactory) -> Iterator[list[VirtualDevice]]:
-    """Three devices on 127.0.20.x; each inference takes 0.6 s."""
-    directory = tmp_path_factory.mktemp("mesh20")
-    devices = start_mesh(directory, 3, "127.0.20", 0.6)
-    try:
+    """Three devices; each inference takes 0.6 s. Admission control acts as on a board."""
+    with running_mesh(tmp_path_factory.mktemp("mesh"), 3, engine="fake", fake_seconds=0.6,
+                      admission="degrade") as devices:
         yield devices
-    finally:
-        localmesh.down(directory)
 
 
 @pytest.fixture
 def small_mesh(tmp_path: Path) -> Iterator[list[VirtualDevice]]:
-    """Two devices on 127.0.21.x, for tests that stop one of them."""
-    devices = start_mesh(tmp_path / "mesh21", 2, "127.0.21", 0.2)
-    try:
+    """Two devices, for tests that stop one of them."""
+    with running_mesh(tmp_path / "mesh", 2, engine="fake", fake_seconds=0.2, admission="degrade") as devices:
         yield devices
-    finally:
-        localmesh.down(tmp_path / "mesh21")
 
 
 async def wait_for(condition: Callable[[], Any], timeout_s: float, step_s: float = 0.1) -> Any:

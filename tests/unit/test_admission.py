@@ -1,18 +1,13 @@
 """Admission control in Coordinator.accept, driven by hand as in test_moa.py: peers' statuses carry
 alpha and lam, this device's own estimates come from an Estimator on a fake clock."""
 
-import random
-
+import coordinator_harness
 import pytest
 
-from edge_agent import topics
 from edge_agent.config import load_config
 from edge_agent.errors import ConfigError
 from edge_agent.estimates import Estimator
-from edge_agent.moa import Coordinator
-from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Result, Status, Submit, Task, decode
-from edge_agent.store import Store
+from edge_agent.protocol import Answer, Status, Submit
 
 # Three peers at 1/3 prompt/s each, this device's user idle: mean λ over the 4 devices is 0.25/s.
 # With α_max = 1 s, ρ = J·0.25: M=2,k=2 (J=7) gives 1.75, M=1,k=2 (J=4) exactly 1.0, and the
@@ -20,45 +15,9 @@ from edge_agent.store import Store
 BUSY = {"edge-2": (1.0, 1 / 3), "edge-3": (0.5, 1 / 3), "edge-4": (0.5, 1 / 3)}
 
 
-class Harness:
-    def __init__(self, tmp_path, peers=BUSY, own_alpha=0.5, **settings):
-        self.cfg = load_config(device="edge-1", data_dir=str(tmp_path), task_timeout_s=30.0, **settings)
-        self.store = Store(self.cfg.db_path)
-        self.peers = PeerTable("edge-1", stale_s=1e9)
-        for name, (alpha, lam) in peers.items():
-            self.peers.update(Status(device=name, online=True, queue=0, alpha=alpha, lam=lam), now=0.0)
-        self.mono = 0.0
-        self.estimator = Estimator(self.cfg.layers, self.cfg.proposers, clock=lambda: self.mono)
-        self.mono = 1000.0  # an agent that has run for longer than the rate window
-        if own_alpha is not None:
-            self.estimator.record_inference(own_alpha, 10)
-        self.events = []
-        self.now = 1000.0
-        self.coordinator = Coordinator(self.cfg, self.store, self.peers, flush=lambda: None,
-                                       progress=self.events.append, rng=random.Random(7),
-                                       clock=lambda: self.now, estimator=self.estimator)
-
-    def sent(self):
-        out = []
-        for outbox_id, topic, payload, _ in self.store.outbox():
-            kind = Answer if "/answer/" in topic else Task
-            out.append((topic, decode(payload, kind)))
-            self.store.outbox_done(outbox_id)
-        return out
-
-    def run(self, layers, proposers, job_id="j"):
-        """Submit, answer every task layer by layer, return (tasks of layer 1, the answer)."""
-        self.coordinator.accept(Submit(job_id=job_id, prompt="why?", layers=layers, proposers=proposers))
-        first = pending = self.sent()
-        while pending and not isinstance(pending[0][1], Answer):
-            for topic, task in pending:
-                self.coordinator.on_result(Result(task_id=task.task_id, job_id=task.job_id,
-                                                  device=topics.device_of(topic), layer=task.layer,
-                                                  role=task.role, ok=True, text="t", seconds=0.5,
-                                                  secret=task.secret))
-            pending = self.sent()
-        (answer,) = [m for _, m in pending]
-        return first, answer
+def Harness(tmp_path, peers=BUSY, own_alpha=0.5, **settings):  # noqa: N802 (reads as the class it builds)
+    """A busy mesh, and this device's own α measured."""
+    return coordinator_harness.Harness(tmp_path, peers=peers, own_alpha=own_alpha, **settings)
 
 
 def admission_notes(answer):
@@ -228,3 +187,16 @@ def test_submit_prints_the_admission_note_even_when_quiet(monkeypatch):
     assert done.stderr == f"note: {notes[1]}\n"
     loud = CliRunner().invoke(command.submit, ["why?"])
     assert all(f"note: {n}" in loud.stderr for n in notes)
+
+
+def test_the_decision_is_a_pure_function_of_the_statuses():
+    from edge_agent.admission import decide
+
+    busy = [Status(device=d, online=True, alpha=a, lam=lam) for d, (a, lam) in BUSY.items()]
+    busy.append(Status(device="edge-1", online=True, alpha=0.5, lam=0.0))  # this device: idle user
+    assert decide(2, 2, [], "degrade", 0.9).note == "", "nothing measured: admitted as asked"
+    degraded = decide(2, 2, busy, "degrade", 0.9)
+    assert (degraded.layers, degraded.proposers, degraded.error) == (1, 1, "")
+    rejected = decide(2, 2, busy, "reject", 0.9)
+    assert rejected.error.startswith("mesh utilisation") and "try M=1, k=1" in rejected.error
+    assert decide(2, 2, busy, "degrade", 0.9) == degraded, "same statuses, same decision"

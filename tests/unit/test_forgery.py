@@ -4,7 +4,7 @@ reads, and the origin takes a result only with that secret; every answer echoes 
 import json
 
 import pytest
-from test_moa import Harness
+from coordinator_harness import Harness
 
 from edge_agent import topics
 from edge_agent.errors import ProtocolError

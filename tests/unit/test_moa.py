@@ -1,46 +1,11 @@
 """The job state machine, driven by hand: tasks are read from the outbox, results fed back."""
 
-import random
 
 import pytest
+from coordinator_harness import Harness
 
 from edge_agent import topics
-from edge_agent.config import load_config
-from edge_agent.moa import Coordinator
-from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Result, Status, Submit, Task, decode
-from edge_agent.store import Store
-
-
-class Harness:
-    def __init__(self, tmp_path, peers=("edge-2", "edge-3", "edge-4"), **settings):
-        self.cfg = load_config(device="edge-1", data_dir=str(tmp_path), task_timeout_s=30.0, **settings)
-        self.store = Store(self.cfg.db_path)
-        self.peers = PeerTable("edge-1", stale_s=1e9)
-        for name in peers:
-            self.peers.update(Status(device=name, online=True, queue=0, alpha=1.0), now=0.0)
-        self.events = []
-        self.now = 1000.0
-        self.wall_offset = 0.0
-        self.coordinator = Coordinator(self.cfg, self.store, self.peers, flush=lambda: None,
-                                       progress=self.events.append, rng=random.Random(7),
-                                       clock=lambda: self.now + self.wall_offset, monotonic=lambda: self.now)
-
-    def sent(self):
-        """Drain the outbox: (topic, message) pairs."""
-        out = []
-        for outbox_id, topic, payload, _ in self.store.outbox():
-            kind = Answer if "/answer/" in topic else Task
-            out.append((topic, decode(payload, kind)))
-            self.store.outbox_done(outbox_id)
-        return out
-
-    def answer(self, task, text=None, ok=True):
-        device = topics.device_of(task[0])
-        t = task[1]
-        self.coordinator.on_result(Result(task_id=t.task_id, job_id=t.job_id, device=device, layer=t.layer,
-                                          role=t.role, ok=ok, text=text or f"{device}@{t.layer}",
-                                          error="" if ok else "boom", seconds=0.5, secret=t.secret))
+from edge_agent.protocol import Answer, Result, Status, Submit
 
 
 @pytest.mark.parametrize("layers, proposers", [(0, 0), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])
@@ -133,8 +98,7 @@ def test_after_a_restart_a_pending_task_gets_its_whole_allowance_again(tmp_path)
     h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=1))
     h.sent()
     h.now += 1e6  # the board was off for a long while, and its clock may be anything now
-    restarted = Coordinator(h.cfg, h.store, h.peers, flush=lambda: None, progress=h.events.append,
-                            rng=random.Random(7), clock=lambda: h.now, monotonic=lambda: h.now)
+    restarted = h.new_coordinator()
     restarted.resume()
     h.sent()
     restarted.tick()

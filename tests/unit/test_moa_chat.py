@@ -1,9 +1,9 @@
 """The coordinator and chat: conversations reach every task, the final answer has its own
 budget and alone is streamed, and a conversation that cannot fit is refused up front."""
 
-from test_moa import Harness
+from coordinator_harness import Harness
 
-from edge_agent.protocol import Answer, Status, Submit, Task, Turn
+from edge_agent.protocol import Answer, Submit, Task, Turn
 
 CONVERSATION = [Turn("system", "Be brief."), Turn("user", "Hi"), Turn("assistant", "Hello!"),
                 Turn("user", "Name a colour.")]
@@ -51,8 +51,8 @@ def test_a_conversation_must_end_with_the_user(tmp_path):
 
 
 def test_an_admission_refusal_says_overloaded(tmp_path):
-    h = Harness(tmp_path, admission="reject", admission_threshold=0.01)
-    h.peers.update(Status(device="edge-2", online=True, alpha=5.0, lam=1.0), now=0.0)
+    h = Harness(tmp_path, peers={"edge-2": (5.0, 1.0)}, own_alpha=5.0, admission="reject",
+                admission_threshold=0.01)
     h.coordinator.accept(Submit(job_id="j", prompt="q", layers=1, proposers=2))
     answers = [m for _, m in h.sent() if isinstance(m, Answer)]
     assert answers and answers[0].reason == "overloaded"

@@ -1,13 +1,18 @@
-"""Helpers for tests that run real meshes."""
+"""Real local meshes for tests: one mosquitto and one agent per virtual device, each mesh on an
+address block of its own, so meshes of different tests never meet."""
 
 from __future__ import annotations
 
 import contextlib
+import itertools
 import queue
+import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import paho.mqtt.client as mqtt
+import pytest
 
 from edge_agent import localmesh, topics
 from edge_agent.client import SubmitClient
@@ -18,15 +23,36 @@ from edge_agent.protocol import Status, decode
 from edge_agent.statusread import observer_id
 
 MODEL = "smollm2-135m-instruct-q4_1"
+_BLOCKS = itertools.count(100)
+"""127.0.100.x and up; the blocks below 100 are left to benchmarks and to meshes started by hand."""
+
+
+def address_block() -> str:
+    """A loopback block (127.0.N) that no other mesh of this test session uses."""
+    n = next(_BLOCKS)
+    if n > 254:
+        raise RuntimeError("this test session ran out of loopback address blocks")
+    return f"127.0.{n}"
+
+
+def need_mosquitto() -> None:
+    if shutil.which("mosquitto") is None and not Path("/usr/sbin/mosquitto").exists():
+        pytest.fail("mosquitto is not installed: run `make setup`")
 
 
 @contextlib.contextmanager
-def running_mesh(root: Path, count: int, base: str, engine: str = "llama", **settings) -> Iterator[list[VirtualDevice]]:
-    """A mesh whose agents run every job as asked: admission control, which may lighten a
-    job under load, has its own tests; here the algorithm's exact shape is under test."""
-    settings = {"admission": "accept", **settings}
-    extra = tuple(f"{k}={v}" for k, v in settings.items())
-    devices = localmesh.up(count, root, agent_settings(MODEL, engine, 0.3, extra), address_base=base, timeout_s=90)
+def running_mesh(root: Path, count: int, engine: str = "llama", fake_seconds: float = 0.3,
+                 admission: str = "accept", **settings: Any) -> Iterator[list[VirtualDevice]]:
+    """A mesh of count devices, taken down however the test ends.
+
+    Its agents run every job as asked (admission "accept"): admission control, which may lighten
+    a job on a busy machine, has tests of its own; elsewhere the algorithm's exact shape is tested.
+    """
+    need_mosquitto()
+    extra = tuple(f"{k}={v}" for k, v in {"admission": admission, **settings}.items())
+    model = MODEL if engine == "llama" else "fake"
+    devices = localmesh.up(count, root, agent_settings(model, engine, fake_seconds, extra),
+                           address_base=address_block(), timeout_s=90)
     try:
         yield devices
     finally:

@@ -1,0 +1,51 @@
+"""Admission control, as pure functions: whether a new job's (M, k) fits the stability bound.
+
+Before a job starts, the mesh-wide ρ = ((k+1)M+1)·λ̄·α_max it would mean is computed from the
+statuses of the live devices (this one included). Over the threshold the job is degraded to the
+richest (M, k) that fits, refused with an error naming one that fits, or run anyway, as the mode
+says; the decision is one "admission: ..." note. With no α measured yet, every job is admitted.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from edge_agent.protocol import Status
+from edge_agent.stability import inferences_per_prompt, mesh_load, richest_fit
+
+MODES = ("degrade", "reject", "accept")
+
+
+@dataclass(frozen=True)
+class Decision:
+    layers: int
+    proposers: int
+    error: str = ""
+    """Non-empty when the job is refused."""
+    note: str = ""
+    """Non-empty when admission control acted (or would have, in mode accept)."""
+
+
+def decide(layers: int, proposers: int, statuses: list[Status], mode: str, threshold: float) -> Decision:
+    """The (M, k) to run for a job that asks for (layers, proposers), given the live statuses;
+    mode is one of MODES (the agent's configuration is validated against them)."""
+    load = mesh_load(statuses)
+    rho = load.rho(layers, proposers) if load is not None else 0.0
+    if load is None or rho <= threshold:
+        return Decision(layers, proposers)  # within the bound, or nothing measured yet
+    asked = f"M={layers},k={proposers}"
+    over = f"ρ={rho:.2f} > {threshold:g}; λ̄={load.lam:.3g}/s, α_max={load.alpha_max:.3g} s on {load.slowest}"
+    fit = richest_fit(layers, proposers, load.lam, load.alpha_max, threshold)
+    if mode == "accept":
+        return Decision(layers, proposers, note=f"admission: accepted {asked} anyway ({over})")
+    if mode == "reject":
+        hint = f"try M={fit[0]}, k={fit[1]}" if fit else "even M=0 does not fit; try again later"
+        error = f"mesh utilisation ρ={rho:.2f} for M={layers}, k={proposers} exceeds {threshold:g}; {hint}"
+        return Decision(layers, proposers, error=error, note=f"admission: rejected {asked} ({over})")
+    target = fit or (0, 0)
+    if inferences_per_prompt(*target) >= inferences_per_prompt(layers, proposers):
+        return Decision(layers, proposers, note=f"admission: nothing lighter than {asked} to degrade to; ran it "
+                                                f"({over})")
+    fits = "" if fit else "; still over, the mesh is overloaded"
+    return Decision(target[0], target[1], note=f"admission: degraded from {asked} to M={target[0]},k={target[1]} "
+                                               f"({over}; ρ={load.rho(*target):.2f} after{fits})")
