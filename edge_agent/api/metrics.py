@@ -23,6 +23,9 @@ GAUGES = [  # (name, help, Status attribute)
     ("dmoa_device_lambda_per_second", "Prompts per second submitted at the device", "lam"),
     ("dmoa_device_rho", "The device's own utilisation estimate", "rho"),
     ("dmoa_device_tokens_per_second", "Generation speed", "tokens_per_s"),
+    ("dmoa_device_cpu_percent", "CPU use of the board", "cpu"),
+    ("dmoa_device_memory_percent", "Memory use of the board", "memory"),
+    ("dmoa_device_temperature_celsius", "The board's temperature", "temperature"),
 ]
 COUNTERS = [
     ("dmoa_device_tasks_completed", "Inferences the device has completed since its start", "completed"),
@@ -49,6 +52,11 @@ class MeshCollector(Collector):
             for device, status in sorted(statuses.items()):
                 counter.add_metric([device], float(getattr(status, attr)))
             yield counter
+        alerts = GaugeMetricFamily("dmoa_device_alerts", "Alerts the device raises for its owner (see its status)",
+                                   labels=["device"])
+        for device, status in sorted(statuses.items()):
+            alerts.add_metric([device], float(len(status.alerts)))
+        yield alerts
         links = GaugeMetricFamily("dmoa_link_up", "1 if the device hears the peer over the bridges",
                                   labels=["device", "peer"])
         for device, status in sorted(statuses.items()):

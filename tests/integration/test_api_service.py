@@ -129,7 +129,8 @@ def test_metrics_parse_as_prometheus_text(api):
     assert "200" in statuses
     links = [s for s in families["dmoa_link_up"].samples]
     assert len(links) == 6 and all(s.value == 1.0 for s in links)
-    for name in ("dmoa_device_alpha_seconds", "dmoa_device_worker_restarts", "dmoa_api_request_seconds"):
+    for name in ("dmoa_device_alpha_seconds", "dmoa_device_worker_restarts", "dmoa_device_alerts",
+                 "dmoa_api_request_seconds", "dmoa_api_first_token_seconds"):
         assert name in families
 
 
