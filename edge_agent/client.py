@@ -15,7 +15,17 @@ import paho.mqtt.client as mqtt
 from edge_agent import topics
 from edge_agent.errors import JobError, MeshError, ProtocolError
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Answer, Chunk, Progress, Status, Submit, Turn, decode, new_secret
+from edge_agent.protocol import (
+    MAX_MESSAGE_BYTES,
+    Answer,
+    Chunk,
+    Progress,
+    Status,
+    Submit,
+    Turn,
+    decode,
+    new_secret,
+)
 from edge_agent.statusread import observer_id
 from edge_agent.streaming import Assembler
 
@@ -124,7 +134,11 @@ class SubmitClient:
                              policy=policy, reply_to=self.local, created_at=time.time(), secret=secret,
                              messages=messages or [], max_tokens=max_tokens, temperature=temperature,
                              stream=on_token is not None)
-            info = self._client.publish(topics.submit(target), message.encode(), qos=1)
+            payload = message.encode()
+            if len(payload) > MAX_MESSAGE_BYTES:  # the agent would drop it unanswered
+                raise ProtocolError(f"the prompt makes a message of {len(payload)} bytes, over the "
+                                    f"{MAX_MESSAGE_BYTES}-byte limit")
+            info = self._client.publish(topics.submit(target), payload, qos=1)
             try:
                 info.wait_for_publish(timeout=min(timeout_s, 30.0))
             except (ValueError, RuntimeError) as err:

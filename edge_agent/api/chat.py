@@ -24,7 +24,7 @@ from edge_agent.api.backend import Event, Job, JobSpec, MeshBackend
 from edge_agent.api.errors import ApiError, describe
 from edge_agent.api.metrics import ApiMetrics
 from edge_agent.commands.submit import describe as describe_progress
-from edge_agent.errors import EdgeAgentError, JobError
+from edge_agent.errors import EdgeAgentError, JobError, ProtocolError
 from edge_agent.protocol import Answer, Progress
 
 RETRY_AFTER_S = 5
@@ -170,6 +170,8 @@ def _checked(kind: str, value: object) -> Answer:
     """The answer of a job that went well; otherwise the ApiError its failure means."""
     if isinstance(value, JobError):
         raise ApiError(504, str(value), code="timeout")
+    if isinstance(value, ProtocolError):  # the request does not fit in a message
+        raise ApiError(400, str(value), code="request_too_large")
     if isinstance(value, EdgeAgentError):  # the device is unknown or offline
         raise ApiError(503, str(value), code="unavailable", retry_after_s=RETRY_AFTER_S)
     assert isinstance(value, Answer), kind

@@ -53,6 +53,8 @@ def error_of(response: httpx.Response) -> dict[str, object]:
      400),
     ("unknown model", auth(), json.dumps({**GOOD, "model": "gpt-4o"}), 400),
     ("10 MB body", auth(), json.dumps({**GOOD, "messages": [{"role": "user", "content": "x" * 10_000_000}]}), 413),
+    ("prompt over the message limit", auth(), json.dumps(
+        {**GOOD, "messages": [{"role": "user", "content": "x" * 140_000}]}), 400),
     ("over-long prompt", auth(), json.dumps(
         {**GOOD, "messages": [{"role": "user", "content": "word " * 5000}]}), 400),
     ("conversation beyond the context window", auth(), json.dumps(

@@ -4,7 +4,7 @@ import pytest
 
 from edge_agent.api.chat import _checked
 from edge_agent.api.errors import ApiError
-from edge_agent.errors import JobError, MeshError
+from edge_agent.errors import JobError, MeshError, ProtocolError
 from edge_agent.protocol import Answer
 
 
@@ -13,6 +13,7 @@ from edge_agent.protocol import Answer
     (Answer(job_id="j", origin="edge-1", ok=False, error="the conversation needs", reason="invalid"), 400, None),
     (Answer(job_id="j", origin="edge-1", ok=False, error="layer 1 produced no answers", reason="failed"), 502, None),
     (JobError("no answer within 1 s"), 504, None),
+    (ProtocolError("the prompt makes a message of 300000 bytes"), 400, None),
     (MeshError("device edge-9 is offline"), 503, 5),
 ])
 def test_each_failure_has_its_status(value, status, retry):
