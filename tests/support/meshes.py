@@ -7,6 +7,7 @@ import contextlib
 import itertools
 import queue
 import shutil
+import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -28,11 +29,23 @@ _BLOCKS = itertools.count(100)
 
 
 def address_block() -> str:
-    """A loopback block (127.0.N) that no other mesh of this test session uses."""
-    n = next(_BLOCKS)
-    if n > 254:
-        raise RuntimeError("this test session ran out of loopback address blocks")
-    return f"127.0.{n}"
+    """A loopback block (127.0.N) that no other mesh of this test session uses, and none of
+    another session on the same machine holds at the moment (its first broker's port is taken)."""
+    for n in _BLOCKS:
+        if n > 254:
+            break
+        if _port_free(f"127.0.{n}.1", 1883):
+            return f"127.0.{n}"
+    raise RuntimeError("this test session ran out of loopback address blocks")
+
+
+def _port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+    return True
 
 
 def need_mosquitto() -> None:
