@@ -22,7 +22,8 @@ from edge_agent import __version__, topics
 from edge_agent.claims import ClaimWatch
 from edge_agent.config import AgentConfig, read_secret
 from edge_agent.diskroom import DiskRoom
-from edge_agent.engine.base import EngineSpec, Request
+from edge_agent.engine.base import EngineSpec, Request, TokenHook
+from edge_agent.engine.counter import build_counter
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
 from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
 from edge_agent.estimates import Estimator
@@ -35,6 +36,7 @@ from edge_agent.peers import PeerTable
 from edge_agent.protocol import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
 from edge_agent.quarantine import quarantine_if_damaged
 from edge_agent.store import Store
+from edge_agent.streaming import ChunkPublisher
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25
@@ -96,7 +98,7 @@ class Agent:
         self.outbox = Outbox(self.store, self.client)
         self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
                                        rng=random.Random(), estimator=self.estimator,
-                                       link_settled=self._link_settled)
+                                       link_settled=self._link_settled, counter=build_counter(self.spec))
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -250,7 +252,8 @@ class Agent:
                 raise  # recorded before the disk filled: it goes on once there is room
             self.room.filled()
             refusal = Answer(job_id=submit.job_id, origin=self.cfg.device, ok=False, secret=submit.secret,
-                             error=f"device {self.cfg.device} cannot take prompts now: its disk is full")
+                             error=f"device {self.cfg.device} cannot take prompts now: its disk is full",
+                             reason="overloaded")
             self.client.publish(topics.answer(submit.reply_to or self.cfg.device, submit.job_id), refusal.encode())
 
     def _on_status(self, message: mqtt.MQTTMessage) -> None:
@@ -349,12 +352,15 @@ class Agent:
         return True
 
     def _infer(self, task: Task, waited: float) -> Result | None:
-        request = Request(task.prompt, task.references, task.instruction, task.max_tokens)
+        on_token = self._chunks(task)
+        request = Request(task.prompt, task.references, task.instruction, task.max_tokens,
+                          conversation=[(t.role, t.content) for t in task.messages],
+                          temperature=task.temperature, stream=on_token is not None)
         base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
                     role=task.role, queue_wait_s=round(waited, 3), secret=task.secret)
         for attempt in (1, 2):
             try:
-                done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s)
+                done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s, on_token=on_token)
             except WorkerCrashed as err:
                 if self._stop.is_set():
                     return None
@@ -370,6 +376,16 @@ class Agent:
                           prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
                           truncated=done.truncated)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    def _chunks(self, task: Task) -> TokenHook | None:
+        """A hook streaming this task's tokens, if it is the final answer of a job of ours
+        whose client asked for them (the secret comes from our own record of the submit)."""
+        if not task.stream_to or task.origin != self.cfg.device:
+            return None
+        submit = self.store.submit_of(task.job_id)
+        if submit is None or not submit.stream:
+            return None
+        return ChunkPublisher(self.client, self.cfg.device, task.stream_to, task.job_id, submit.secret)
 
     # -- the ticker -------------------------------------------------------------------
     def _tick(self) -> None:

@@ -17,6 +17,7 @@ from edge_agent.errors import EdgeAgentError
 # name -> (module under edge_agent.commands, attribute, one-line help)
 COMMANDS: dict[str, tuple[str, str, str]] = {
     "run": ("run", "run", "Run the agent daemon on this board."),
+    "api": ("api", "api", "Serve the OpenAI-compatible API of this board."),
     "submit": ("submit", "submit", "Submit a prompt to the mesh and print the answer."),
     "status": ("status", "status", "List every device seen on the mesh."),
     "mesh": ("mesh", "mesh", "Start, inspect and stop a local mesh of virtual devices."),

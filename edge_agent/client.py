@@ -15,10 +15,22 @@ import paho.mqtt.client as mqtt
 from edge_agent import topics
 from edge_agent.errors import JobError, MeshError, ProtocolError
 from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Answer, Progress, Status, Submit, decode, new_secret
+from edge_agent.protocol import (
+    MAX_MESSAGE_BYTES,
+    Answer,
+    Chunk,
+    Progress,
+    Status,
+    Submit,
+    Turn,
+    decode,
+    new_secret,
+)
 from edge_agent.statusread import observer_id
+from edge_agent.streaming import Assembler
 
 ProgressHook = Callable[[Progress], None]
+TokenHook = Callable[[str], None]
 
 
 def new_job_id() -> str:
@@ -33,6 +45,9 @@ class SubmitClient:
         self.broker = broker
         self._answers: dict[str, tuple[queue.Queue[Answer], str]] = {}
         self._hooks: dict[str, ProgressHook] = {}
+        self._streams: dict[str, tuple[str, Assembler, TokenHook]] = {}
+        self.watch: ProgressHook | None = None
+        """Called with every job event heard on the mesh (on paho's thread)."""
         self._statuses: dict[str, Status] = {}
         self._identity = threading.Event()
         self._identity_value = ""
@@ -47,6 +62,7 @@ class SubmitClient:
         self.local = self._discover() if device is None else (self._identity_now() or device)
         self.device = device or self.local
         self._client.route(topics.answers(self.local), self._on_answer)
+        self._client.route(topics.streams(self.local), self._on_chunk, qos=0)
 
     def close(self) -> None:
         self._client.close()
@@ -65,6 +81,15 @@ class SubmitClient:
     def _identity_now(self, wait_s: float = 1.0) -> str:
         return self._identity_value if self._identity.wait(wait_s) else ""
 
+    @property
+    def connected(self) -> bool:
+        return self._client.connected
+
+    def statuses(self) -> dict[str, Status]:
+        """The latest status of every device heard of, by device id."""
+        with self._lock:
+            return dict(self._statuses)
+
     def status_of(self, device: str, wait_s: float = 2.0) -> Status | None:
         deadline = time.monotonic() + wait_s
         while time.monotonic() < deadline:
@@ -76,10 +101,15 @@ class SubmitClient:
 
     def submit(self, prompt: str, layers: int | None = None, proposers: int | None = None, policy: str = "",
                job_id: str | None = None, timeout_s: float = 300.0,
-               on_progress: ProgressHook | None = None, device: str | None = None) -> Answer:
+               on_progress: ProgressHook | None = None, device: str | None = None,
+               messages: list[Turn] | None = None, max_tokens: int = 0, temperature: float | None = None,
+               on_token: TokenHook | None = None) -> Answer:
         """Submit at device (default: this client's) and wait for the answer.
 
-        Raises MeshError or JobError with a one-line reason.
+        messages: a conversation ending with the user's turn (prompt is then its last
+        content). on_token gets the final answer's text as it is generated, all of it
+        exactly once, the last piece before this returns. Raises MeshError or JobError
+        with a one-line reason.
         """
         target = device or self.device
         status = self.status_of(target)
@@ -97,10 +127,18 @@ class SubmitClient:
             self._answers[job_id] = (inbox, secret)
             if on_progress:
                 self._hooks[job_id] = on_progress
+            if on_token:
+                self._streams[job_id] = (secret, Assembler(), on_token)
         try:
             message = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
-                             policy=policy, reply_to=self.local, created_at=time.time(), secret=secret)
-            info = self._client.publish(topics.submit(target), message.encode(), qos=1)
+                             policy=policy, reply_to=self.local, created_at=time.time(), secret=secret,
+                             messages=messages or [], max_tokens=max_tokens, temperature=temperature,
+                             stream=on_token is not None)
+            payload = message.encode()
+            if len(payload) > MAX_MESSAGE_BYTES:  # the agent would drop it unanswered
+                raise ProtocolError(f"the prompt makes a message of {len(payload)} bytes, over the "
+                                    f"{MAX_MESSAGE_BYTES}-byte limit")
+            info = self._client.publish(topics.submit(target), payload, qos=1)
             try:
                 info.wait_for_publish(timeout=min(timeout_s, 30.0))
             except (ValueError, RuntimeError) as err:
@@ -117,6 +155,7 @@ class SubmitClient:
             with self._lock:
                 self._answers.pop(job_id, None)
                 self._hooks.pop(job_id, None)
+                self._streams.pop(job_id, None)
         return answer
 
     # -- callbacks (paho thread) ------------------------------------------------------
@@ -145,6 +184,8 @@ class SubmitClient:
             hook = self._hooks.get(progress.job_id)
         if hook is not None:
             hook(progress)
+        if self.watch is not None:
+            self.watch(progress)
 
     def _on_answer(self, message: mqtt.MQTTMessage) -> None:
         try:
@@ -154,5 +195,27 @@ class SubmitClient:
         with self._lock:
             waiting = self._answers.get(answer.job_id)
         # Only the origin knows the submit's secret: an answer without it is forged.
-        if waiting is not None and hmac.compare_digest(waiting[1], answer.secret):
-            waiting[0].put(answer)
+        if waiting is None or not hmac.compare_digest(waiting[1], answer.secret):
+            return
+        with self._lock:
+            stream = self._streams.pop(answer.job_id, None)
+        if stream is not None and answer.ok:
+            # Same thread as the chunks: whatever the stream missed follows it, once.
+            rest = stream[1].rest(answer.answer)
+            if rest:
+                stream[2](rest)
+        waiting[0].put(answer)
+
+    def _on_chunk(self, message: mqtt.MQTTMessage) -> None:
+        try:
+            chunk = decode(message.payload, Chunk)
+        except ProtocolError:
+            return
+        with self._lock:
+            stream = self._streams.get(chunk.job_id)
+        # The submit's secret, as on answers: chunks from anyone but the origin are dropped.
+        if stream is None or not hmac.compare_digest(stream[0], chunk.secret):
+            return
+        added = stream[1].add(chunk.offset, chunk.text)
+        if added:
+            stream[2](added)

@@ -56,6 +56,9 @@ class AgentConfig:
     """Layers offloaded to the GPU when llama.cpp was built with CUDA (Jetson); -1 means all."""
     temperature: float = 0.7
     max_tokens: int = 256
+    """Budget of each proposer's answer (layers 1..M)."""
+    final_max_tokens: int = 512
+    """Budget of the final aggregation, the answer the user reads: larger, so it ends where it means to."""
     seed: int = -1
     fake_seconds: float = 0.5
     fake_distribution: str = "deterministic"
@@ -85,6 +88,15 @@ class AgentConfig:
     (an error answer naming one that fits) or 'accept' (run it anyway, noted)."""
     admission_threshold: float = 0.9
     """Mesh-wide rho = ((k+1)M+1)·mean lambda·alpha_max above which admission control acts."""
+    api_host: str = "127.0.0.1"
+    """Address `edge-agent api` listens on (the board's LAN address to serve the network)."""
+    api_port: int = 8080
+    api_key_file: str = ""
+    """File holding the API key clients send as a bearer token (required by `edge-agent api`)."""
+    api_timeout_s: float = 600.0
+    """A chat completion not answered by the mesh within this gets 504."""
+    api_max_concurrent: int = 32
+    """Requests in flight beyond this get 429."""
 
     @property
     def db_path(self) -> Path:
@@ -148,6 +160,10 @@ def validate(cfg: AgentConfig) -> AgentConfig:
         (1 <= cfg.broker_port <= 65535, "broker_port must be 1..65535"),
         (cfg.n_ctx >= 256, "n_ctx must be at least 256"),
         (0 < cfg.max_tokens < cfg.n_ctx, "max_tokens must be positive and below n_ctx"),
+        (0 < cfg.final_max_tokens < cfg.n_ctx, "final_max_tokens must be positive and below n_ctx"),
+        (1 <= cfg.api_port <= 65535, "api_port must be 1..65535"),
+        (cfg.api_timeout_s > 0, "api_timeout_s must be positive"),
+        (cfg.api_max_concurrent > 0, "api_max_concurrent must be positive"),
         (0 <= cfg.layers <= 8, "layers must be 0..8"),
         (0 <= cfg.proposers <= 64, "proposers must be 0..64"),
         (cfg.status_interval_s > 0, "status_interval_s must be positive"),

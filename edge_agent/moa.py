@@ -23,11 +23,13 @@ import time
 from collections.abc import Callable
 
 from edge_agent import admission, topics
+from edge_agent.aggregation import TokenCounter, WhitespaceCounter, check_fits
 from edge_agent.config import AgentConfig
+from edge_agent.errors import ModelError
 from edge_agent.estimates import Estimator
 from edge_agent.peerchoice import POLICIES, Policy, choose_peers
 from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, new_secret
+from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
 from edge_agent.stability import inferences_per_prompt
 from edge_agent.store import DispatchRow, JobRow, Store
 
@@ -36,6 +38,22 @@ log = logging.getLogger(__name__)
 
 def task_id(job_id: str, layer: int, device: str, attempt: int) -> str:
     return f"{job_id}/{layer}/{device}/{attempt}"
+
+
+# Error answers a program must tell apart (Answer.reason): the request's own fault,
+# or admission control's refusal; anything else is the mesh failing to answer.
+INVALID_PREFIXES = ("prompt ", "the conversation ")
+OVERLOADED_PREFIX = "mesh utilisation"
+
+
+def failure_reason(error: str) -> str:
+    if error.startswith(OVERLOADED_PREFIX):
+        return "overloaded"
+    return "invalid" if error.startswith(INVALID_PREFIXES) else "failed"
+
+
+def turns_of(messages: list[Turn]) -> list[tuple[str, str]]:
+    return [(t.role, t.content) for t in messages]
 
 
 class Coordinator:
@@ -50,6 +68,7 @@ class Coordinator:
         clock: Callable[[], float] = time.time,
         estimator: Estimator | None = None,
         link_settled: Callable[[], bool] = lambda: True,
+        counter: TokenCounter | None = None,
         monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.cfg = cfg
@@ -62,6 +81,8 @@ class Coordinator:
         self._clock = clock
         self._estimator = estimator
         self._link_settled = link_settled
+        # Counts a conversation's tokens to refuse up front one that cannot fit.
+        self._counter = counter or WhitespaceCounter()
         self._monotonic = monotonic
         # Deadlines run on the monotonic clock: a board without an RTC steps its wall clock at
         # boot, and that must neither fire a deadline early nor keep one from ever firing. The
@@ -86,6 +107,7 @@ class Coordinator:
                 policy = self.cfg.policy
             error = self._invalid(submit)
             layers, proposers = submit.layers, submit.proposers
+            self.store.save_submit(submit)
             if not error:
                 layers, proposers, error = self._admit(layers, proposers, notes)
             self.store.create_job(submit, layers, proposers, policy, notes)
@@ -183,7 +205,20 @@ class Coordinator:
                     f"{self.cfg.max_prompt_chars} (max_prompt_chars)")
         if not submit.prompt.strip():
             return "prompt is empty"
+        if submit.messages and submit.messages[-1].role != "user":
+            return "the conversation must end with a user message"
+        turns = turns_of(submit.messages) or [("user", submit.prompt)]
+        try:
+            if submit.layers:
+                check_fits(turns, 0, "", self.cfg.n_ctx, self.cfg.max_tokens, self._counter)
+            check_fits(turns, (submit.proposers + 1) if submit.layers else 0, self.cfg.aggregation_instruction,
+                       self.cfg.n_ctx, self._final_budget(submit), self._counter)
+        except ModelError as err:
+            return str(err)
         return ""
+
+    def _final_budget(self, submit: Submit | None) -> int:
+        return (submit.max_tokens if submit and submit.max_tokens else 0) or self.cfg.final_max_tokens
 
     def _admit(self, layers: int, proposers: int, notes: list[str]) -> tuple[int, int, str]:
         """The (M, k) to run and an error if refused; a decision is appended to notes."""
@@ -291,7 +326,7 @@ class Coordinator:
         return Answer(job_id=job.job_id, origin=self.device, ok=ok, answer=answer, error=error,
                       layers=job.layers, proposers=job.proposers, degraded=job.degraded,
                       notes=job.notes, latency_s=round(finished - job.created_at, 3),
-                      inferences=inferences, secret=job.secret)
+                      inferences=inferences, secret=job.secret, reason="" if ok else failure_reason(error))
 
     # -- helpers ----------------------------------------------------------------------
     def _task(self, job: JobRow, layer: int, slot: int, device: str, attempt: int, role: str,
@@ -308,10 +343,16 @@ class Coordinator:
         row = DispatchRow(task_id=tid, job_id=job.job_id, layer=layer, slot=slot, role=role,
                           device=device, attempt=attempt, state="pending", sent_at=now, deadline=deadline,
                           secret=secret)
+        submit = self.store.submit_of(job.job_id)
+        final = layer == job.layers + 1
+        # The final answer has its own budget and alone is streamed, to the client's board.
         task = Task(task_id=tid, job_id=job.job_id, origin=self.device, layer=layer, role=role,
                     prompt=job.prompt, references=references,
                     instruction=self.cfg.aggregation_instruction if references else "",
-                    max_tokens=self.cfg.max_tokens, created_at=now, secret=secret)
+                    max_tokens=self._final_budget(submit) if final else self.cfg.max_tokens, created_at=now,
+                    secret=secret, messages=submit.messages if submit else [],
+                    temperature=submit.temperature if submit else None,
+                    stream_to=(job.reply_to or self.device) if final and submit and submit.stream else "")
         return row, topics.task(device), task.encode()
 
     def _current(self, job: JobRow, layer: int) -> list[DispatchRow]:

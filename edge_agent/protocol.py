@@ -36,6 +36,18 @@ class Message:
 
 
 @dataclass(frozen=True)
+class Turn(Message):
+    """One message of a chat conversation."""
+
+    KIND: ClassVar[str] = "turn"
+    role: str
+    content: str
+
+
+TURN_ROLES = ("system", "user", "assistant")
+
+
+@dataclass(frozen=True)
 class Task(Message):
     """Work for one device: answer a prompt, or aggregate references into one answer."""
 
@@ -53,6 +65,12 @@ class Task(Message):
     secret: str = ""
     """Drawn by the origin for this task alone; only the addressee reads its task topic,
     so a result carrying it can only come from the addressee."""
+    messages: list[Turn] = field(default_factory=list)
+    """The conversation to answer (empty: the prompt alone, as one user turn)."""
+    temperature: float | None = None
+    """None: the device's own setting."""
+    stream_to: str = ""
+    """Device whose client wants this task's tokens as they come (the final aggregation only)."""
 
 
 @dataclass(frozen=True)
@@ -92,6 +110,13 @@ class Submit(Message):
     created_at: float = 0.0
     secret: str = ""
     """Drawn by the client; the answer echoes it, so no other board can answer in the origin's name."""
+    messages: list[Turn] = field(default_factory=list)
+    """The conversation (empty: the prompt alone); its last turn is the user's."""
+    max_tokens: int = 0
+    """Budget of the final answer (0: the origin's final_max_tokens)."""
+    temperature: float | None = None
+    stream: bool = False
+    """Send the final aggregation's tokens as chunks while they are generated."""
 
 
 @dataclass(frozen=True)
@@ -129,6 +154,23 @@ class Answer(Message):
     inferences: list[Inference] = field(default_factory=list)
     secret: str = ""
     """The submit's secret, echoed."""
+    reason: str = ""
+    """Why a job failed, for programs: 'invalid' (the request itself), 'overloaded'
+    (admission control refused it) or 'failed' (the mesh could not answer)."""
+
+
+@dataclass(frozen=True)
+class Chunk(Message):
+    """A piece of the final answer as it is generated; best effort (QoS 0), the answer is what counts."""
+
+    KIND: ClassVar[str] = "chunk"
+    job_id: str
+    origin: str
+    offset: int
+    """Characters of the answer before this piece: a receiver appends it only at that length."""
+    text: str
+    secret: str = ""
+    """The submit's secret: a client ignores chunks without it."""
 
 
 @dataclass(frozen=True)
@@ -192,8 +234,10 @@ PROGRESS_EVENTS = (
 )
 
 KINDS: dict[str, type[Message]] = {
-    cls.KIND: cls for cls in (Task, Result, Submit, Answer, Status, Progress)
+    cls.KIND: cls for cls in (Task, Result, Submit, Answer, Status, Progress, Chunk)
 }
+ANSWER_REASONS = ("", "invalid", "overloaded", "failed")
+MAX_TURNS = 256
 
 M = TypeVar("M", bound=Message)
 
@@ -298,7 +342,7 @@ def _check_semantics(message: Message, where: str) -> None:
     job_id = getattr(message, "job_id", None)
     if job_id is not None and not topics.JOB_ID.match(job_id):
         raise ProtocolError(f"{where}: job_id must be 1-64 letters, digits, '_' or '-'")
-    if isinstance(message, (Task, Result, Submit, Answer)) and not SECRET.match(message.secret):
+    if isinstance(message, (Task, Result, Submit, Answer, Chunk)) and not SECRET.match(message.secret):
         raise ProtocolError(f"{where}: secret must be at most 64 lower-case hex digits")
     if isinstance(message, Status) and not SECRET.match(message.instance):
         raise ProtocolError(f"{where}: instance must be at most 64 lower-case hex digits")
@@ -318,5 +362,25 @@ def _check_semantics(message: Message, where: str) -> None:
             raise ProtocolError(f"{where}: layers must be 0..8 and proposers 0..64")
         if message.reply_to and not topics.DEVICE_ID.match(message.reply_to):
             raise ProtocolError(f"{where}: reply_to is not a device id")
+    _check_chat(message, where)
     if isinstance(message, Progress) and message.event not in PROGRESS_EVENTS:
         raise ProtocolError(f"{where}: unknown progress event {message.event!r}")
+
+
+def _check_chat(message: Message, where: str) -> None:
+    """The fields chat completions added to v1."""
+    if isinstance(message, Turn) and message.role not in TURN_ROLES:
+        raise ProtocolError(f"{where}: role must be one of {', '.join(TURN_ROLES)}")
+    if isinstance(message, (Task, Submit)):
+        if len(message.messages) > MAX_TURNS:
+            raise ProtocolError(f"{where}: at most {MAX_TURNS} messages")
+        if message.temperature is not None and not 0.0 <= message.temperature <= 2.0:
+            raise ProtocolError(f"{where}: temperature must be 0..2")
+    if isinstance(message, Task) and message.stream_to and not topics.DEVICE_ID.match(message.stream_to):
+        raise ProtocolError(f"{where}: stream_to is not a device id")
+    if isinstance(message, Submit) and not 0 <= message.max_tokens <= MAX_TASK_TOKENS:
+        raise ProtocolError(f"{where}: max_tokens must be 0..{MAX_TASK_TOKENS}")
+    if isinstance(message, Answer) and message.reason not in ANSWER_REASONS:
+        raise ProtocolError(f"{where}: unknown reason {message.reason!r}")
+    if isinstance(message, Chunk) and message.offset < 0:
+        raise ProtocolError(f"{where}: offset must be >= 0")

@@ -92,6 +92,11 @@ CREATE TABLE IF NOT EXISTS dead_letters (
     received_at REAL NOT NULL
 );
 CREATE INDEX IF NOT EXISTS dispatches_job ON dispatches(job_id, layer);
+-- The submit as received, for what a job's tasks carry beyond its prompt (conversation, budgets).
+CREATE TABLE IF NOT EXISTS submits (
+    job_id TEXT PRIMARY KEY,
+    payload BLOB NOT NULL
+);
 CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 """
 
@@ -277,6 +282,7 @@ class Store:
             db.execute("DELETE FROM inbox WHERE state='done' AND finished_at < ?", (cutoff,))
             old_jobs = "SELECT job_id FROM jobs WHERE state != 'running' AND finished_at < ?"
             db.execute(f"DELETE FROM dispatches WHERE job_id IN ({old_jobs})", (cutoff,))
+            db.execute(f"DELETE FROM submits WHERE job_id IN ({old_jobs})", (cutoff,))
             db.execute("DELETE FROM jobs WHERE state != 'running' AND finished_at < ?", (cutoff,))
             db.execute("DELETE FROM dead_letters WHERE received_at < ?", (cutoff,))
 
@@ -308,6 +314,16 @@ class Store:
                  time.time(), submit.secret),
             )
             return cur.rowcount == 1
+
+    def save_submit(self, submit: Submit) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO submits(job_id, payload) VALUES (?, ?)",
+                       (submit.job_id, submit.encode()))
+
+    def submit_of(self, job_id: str) -> Submit | None:
+        with self._lock:
+            row = self._db.execute("SELECT payload FROM submits WHERE job_id=?", (job_id,)).fetchone()
+        return decode(row["payload"], Submit, max_bytes=len(row["payload"])) if row else None
 
     def job(self, job_id: str) -> JobRow | None:
         with self._guarded() as db:

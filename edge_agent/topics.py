@@ -42,6 +42,17 @@ def answer(device: str, job_id: str) -> str:
     return f"{NAMESPACE}/to/{check_device(device)}/answer/{job_id}"
 
 
+def stream(device: str, job_id: str) -> str:
+    """Chunks of a job's final answer, for the client's device (QoS 0, best effort)."""
+    if not JOB_ID.match(job_id):
+        raise ValueError(f"invalid job id {job_id!r}")
+    return f"{NAMESPACE}/to/{check_device(device)}/stream/{job_id}"
+
+
+def streams(device: str) -> str:
+    return f"{NAMESPACE}/to/{check_device(device)}/stream/+"
+
+
 def answers(device: str) -> str:
     return f"{NAMESPACE}/to/{check_device(device)}/answer/+"
 

@@ -10,6 +10,7 @@ from edge_agent.client import SubmitClient
 from edge_agent.commands.mesh import agent_settings
 from edge_agent.commands.submit import describe
 from edge_agent.mesh import BrokerAddress
+from edge_agent.protocol import Progress
 
 DEFAULT_PROMPT = "Give three reasons to run small language models on single-board computers."
 
@@ -31,16 +32,33 @@ def demo(prompt: str, devices: int, layers: int, proposers: int, model: str, add
                 click.echo(f"  {d.device} on {d.broker}", err=True)
             origin = mesh[0]
             click.echo(f"\nprompt at {origin.device}: {prompt}", err=True)
+            streamed: list[str] = []
+
+            def token(piece: str) -> None:
+                if not streamed:
+                    click.echo(f"\nfinal answer from {origin.device}, as it is generated:\n", err=True)
+                streamed.append(piece)
+                click.echo(piece, nl=False)
+
+            def progress(p: Progress) -> None:
+                if not streamed:  # once the answer streams, the events would cut through it
+                    click.echo("  " + describe(p), err=True)
+
             with SubmitClient(BrokerAddress(origin.host, origin.port), origin.device) as client:
-                answer = client.submit(prompt, layers, proposers, timeout_s=600,
-                                       on_progress=lambda p: click.echo("  " + describe(p), err=True))
+                answer = client.submit(prompt, layers, proposers, timeout_s=600, on_token=token,
+                                       on_progress=progress)
+            if streamed:
+                click.echo("")
             click.echo("\ninferences:", err=True)
             for i in answer.inferences:
                 click.echo(f"  layer {i.layer} {i.role:<9} {i.device:<8} {i.seconds:5.2f} s  "
                            f"{i.prompt_tokens:4d} prompt + {i.completion_tokens:3d} completion tokens", err=True)
-            click.echo(f"\nanswer ({answer.latency_s:.1f} s, {len(answer.inferences)} inferences"
-                       f"{', degraded' if answer.degraded else ''}):\n", err=True)
-            click.echo(answer.answer if answer.ok else f"FAILED: {answer.error}")
+            click.echo(f"\nanswered in {answer.latency_s:.1f} s, {len(answer.inferences)} inferences"
+                       f"{', degraded' if answer.degraded else ''}", err=True)
+            if not answer.ok:
+                click.echo(f"FAILED: {answer.error}")
+            elif not streamed:
+                click.echo(f"\n{answer.answer}")
         finally:
             localmesh.down(Path(tmp))
             click.echo("\nmesh is down", err=True)

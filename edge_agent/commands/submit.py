@@ -62,8 +62,18 @@ def submit(prompt: str, layers: int | None, proposers: int | None, policy: str, 
         if not quiet and p.event not in ("done", "failed"):
             click.echo(describe(p), err=True)
 
+    streamed: list[str] = []
+
+    def token(piece: str) -> None:
+        # The final answer as the origin generates it; the client adds any piece it missed.
+        streamed.append(piece)
+        click.echo(piece, nl=False)
+
     with SubmitClient(broker, device, credentials) as client:
-        answer = client.submit(prompt, layers, proposers, policy, timeout_s=timeout_s, on_progress=show)
+        answer = client.submit(prompt, layers, proposers, policy, timeout_s=timeout_s, on_progress=show,
+                               on_token=None if as_json else token)
+    if streamed:
+        click.echo("")
     for note in answer.notes:  # admission decisions change what ran: shown even with --quiet
         if not quiet or note.startswith("admission"):
             click.echo(f"note: {note}", err=True)
@@ -72,7 +82,7 @@ def submit(prompt: str, layers: int | None, proposers: int | None, policy: str, 
         click.echo(f"done in {answer.latency_s:.1f} s: {len(answer.inferences)} inferences{degraded}", err=True)
     if as_json:
         click.echo(json.dumps(answer_json(answer), ensure_ascii=False))
-    elif answer.ok:
+    elif answer.ok and not streamed:
         click.echo(answer.answer)
     if not answer.ok:
         raise click.ClickException(f"job {answer.job_id} failed: {answer.error}")

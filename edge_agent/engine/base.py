@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
+
+TokenHook = Callable[[str], None]
 
 
 @dataclass(frozen=True)
@@ -12,6 +15,11 @@ class Request:
     references: list[str] = field(default_factory=list)
     instruction: str = ""
     max_tokens: int = 256
+    conversation: list[tuple[str, str]] = field(default_factory=list)
+    """(role, content) turns; empty means the prompt alone."""
+    temperature: float | None = None
+    stream: bool = False
+    """Hand each piece of text to the token hook as it is generated."""
 
 
 @dataclass(frozen=True)
@@ -43,7 +51,7 @@ class EngineSpec:
 class Engine(Protocol):
     n_ctx: int
 
-    def complete(self, request: Request) -> Completion: ...
+    def complete(self, request: Request, on_token: TokenHook | None = None) -> Completion: ...
 
 
 def build_engine(spec: EngineSpec) -> Engine:

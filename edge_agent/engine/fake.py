@@ -11,7 +11,7 @@ import random
 import time
 
 from edge_agent.aggregation import WhitespaceCounter, build_messages
-from edge_agent.engine.base import Completion, EngineSpec, Request
+from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook
 
 
 class FakeEngine:
@@ -26,16 +26,23 @@ class FakeEngine:
             return self._rng.expovariate(1.0 / self.spec.fake_seconds) if self.spec.fake_seconds > 0 else 0.0
         return self.spec.fake_seconds
 
-    def complete(self, request: Request) -> Completion:
+    def complete(self, request: Request, on_token: TokenHook | None = None) -> Completion:
         started = time.monotonic()
         built = build_messages(
             request.prompt, request.references, request.instruction, self.n_ctx,
-            request.max_tokens, self._counter,
+            request.max_tokens, self._counter, request.conversation,
         )
-        time.sleep(self.service_time())
         head = " ".join(request.prompt.split()[:8])
         kind = f"aggregate of {len(request.references)}" if request.references else "answer"
         text = f"{kind} by {self.spec.device or 'fake'}: {head}"
+        if request.stream and on_token is not None:
+            # The service time spread over the words, so a stream has something to show.
+            words = text.split(" ")
+            for i, word in enumerate(words):
+                time.sleep(self.service_time() / len(words))
+                on_token(word if i == 0 else " " + word)
+        else:
+            time.sleep(self.service_time())
         prompt_tokens = sum(self._counter.count(m["content"]) for m in built.messages)
         return Completion(
             text=text,

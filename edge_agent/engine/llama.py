@@ -12,7 +12,7 @@ import time
 from typing import Any
 
 from edge_agent.aggregation import build_messages
-from edge_agent.engine.base import Completion, EngineSpec, Request
+from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook
 from edge_agent.errors import ModelError
 
 
@@ -46,23 +46,53 @@ class LlamaEngine:
         )
         self._counter = LlamaCounter(self._llm)
 
-    def complete(self, request: Request) -> Completion:
+    def complete(self, request: Request, on_token: TokenHook | None = None) -> Completion:
         started = time.monotonic()
         built = build_messages(
             request.prompt, request.references, request.instruction, self.n_ctx,
-            request.max_tokens, self._counter,
+            request.max_tokens, self._counter, request.conversation,
         )
-        out: Any = self._llm.create_chat_completion(
-            messages=built.messages,  # type: ignore[arg-type]  # plain role/content dicts
-            max_tokens=request.max_tokens,
-            temperature=self.spec.temperature,
-        )
-        usage = out.get("usage") or {}
-        text = (out["choices"][0]["message"].get("content") or "").strip()
+        temperature = self.spec.temperature if request.temperature is None else request.temperature
+        if request.stream and on_token is not None:
+            text, prompt_tokens, completion_tokens = self._stream(built.messages, request.max_tokens,
+                                                                  temperature, on_token)
+        else:
+            out: Any = self._llm.create_chat_completion(
+                messages=built.messages,  # type: ignore[arg-type]  # plain role/content dicts
+                max_tokens=request.max_tokens,
+                temperature=temperature,
+            )
+            usage = out.get("usage") or {}
+            text = (out["choices"][0]["message"].get("content") or "").strip()
+            prompt_tokens = int(usage.get("prompt_tokens", 0))
+            completion_tokens = int(usage.get("completion_tokens", 0))
         return Completion(
             text=text,
-            prompt_tokens=int(usage.get("prompt_tokens", 0)),
-            completion_tokens=int(usage.get("completion_tokens", 0)),
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
             seconds=time.monotonic() - started,
             truncated=built.truncated,
         )
+
+    def _stream(self, messages: list[dict[str, str]], max_tokens: int, temperature: float,
+                on_token: TokenHook) -> tuple[str, int, int]:
+        """Generate piece by piece; the text handed on is exactly the answer's, leading blanks dropped."""
+        pieces: list[str] = []
+        generated = 0
+        chunks: Any = self._llm.create_chat_completion(
+            messages=messages,  # type: ignore[arg-type]
+            max_tokens=max_tokens, temperature=temperature, stream=True,
+        )
+        for chunk in chunks:
+            piece = chunk["choices"][0].get("delta", {}).get("content") or ""
+            if not piece:
+                continue
+            generated += 1  # llama-cpp-python yields one piece per sampled token
+            if not pieces:
+                piece = piece.lstrip()
+                if not piece:
+                    continue
+            pieces.append(piece)
+            on_token(piece)
+        # Streaming reports no usage: the context holds the prompt and the reply.
+        return "".join(pieces).rstrip(), max(int(self._llm.n_tokens) - generated, 0), generated

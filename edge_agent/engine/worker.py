@@ -11,10 +11,11 @@ import ctypes
 import ctypes.util
 import multiprocessing
 import signal
+import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from edge_agent.engine.base import Completion, EngineSpec, Request, build_engine
+from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook, build_engine
 from edge_agent.errors import EdgeAgentError, ModelError
 
 POLL_S = 0.2
@@ -50,8 +51,11 @@ def _serve(conn: Connection, spec: EngineSpec) -> None:
         except (EOFError, OSError):
             return
         reply: tuple[str, Any]
+        def token(piece: str) -> None:
+            conn.send(("token", piece))
+
         try:
-            reply = ("ok", engine.complete(request))
+            reply = ("ok", engine.complete(request, token if request.stream else None))
         except EdgeAgentError as err:
             reply = ("error", str(err))
         except Exception as err:  # an engine bug must fail the task, not the worker
@@ -108,14 +112,22 @@ class ModelWorker:
                 self._proc.join(timeout=5)
             self._proc = None
 
-    def complete(self, request: Request, timeout_s: float | None = None) -> Completion:
+    def complete(self, request: Request, timeout_s: float | None = None,
+                 on_token: TokenHook | None = None) -> Completion:
         if self._conn is None:
             raise WorkerCrashed("model worker is not running")
         try:
             self._conn.send(request)
         except (OSError, BrokenPipeError):
             raise WorkerCrashed("model worker died") from None
-        kind, value = self._wait(timeout_s, "inference")
+        started = time.monotonic()
+        while True:
+            left = None if timeout_s is None else max(timeout_s - (time.monotonic() - started), POLL_S)
+            kind, value = self._wait(left, "inference")
+            if kind != "token":
+                break
+            if on_token is not None:
+                on_token(value)
         if kind == "ok":
             completion: Completion = value
             return completion

@@ -108,6 +108,8 @@ def test_demo_answers_a_prompt_on_a_real_model_and_cleans_up():
     assert out.returncode == 0, out.stderr[-2000:]
     assert "layer 2 aggregate edge-1" in out.stderr
     assert out.stdout.strip(), "the answer is printed"
+    final = [line for line in out.stderr.splitlines() if "layer 2 aggregate edge-1" in line][0]
+    assert int(final.split("+")[-1].split()[0]) < 512, "the final answer ended by itself, within final_max_tokens"
     assert "mesh is down" in out.stderr
     started_here = [p for p in psutil.process_iter(["cmdline", "status"])
                     if "edge-demo-" in " ".join(p.info["cmdline"] or [])

@@ -11,11 +11,17 @@ CORE = [
 ]
 
 
-def test_core_modules_import_neither_textual_nor_llama_cpp():
+# The web stack belongs to edge_agent.api alone: a board running only the agent never loads it.
+EDGE_ONLY = ("textual", "llama_cpp", "fastapi", "starlette", "uvicorn", "sse_starlette", "prometheus_client",
+             "openai")
+
+
+def test_core_modules_import_neither_textual_nor_llama_cpp_nor_the_web_stack():
     code = (
         "import importlib, sys\n"
-        f"for name in {CORE!r}: importlib.import_module(name)\n"
-        "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('textual', 'llama_cpp'))\n"
+        f"for name in {CORE + ['edge_agent.streaming', 'edge_agent.engine.counter']!r}: "
+        "importlib.import_module(name)\n"
+        f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {EDGE_ONLY!r})\n"
         "print(','.join(bad))\n"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
