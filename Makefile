@@ -1,4 +1,5 @@
 # Quickstart: `make demo` (a local mesh answering a prompt) and `make test`.
+# `make lab` boots board-like machines for the playbook (root; docs/lab.md), `make lab-down` stops them.
 # Every target installs what it needs, idempotently, and skips what is already there.
 
 PYTHON ?= python3
@@ -6,8 +7,9 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 MODEL  ?= smollm2-135m-instruct-q4_1
 PYTEST_ARGS ?=
+LAB_BOARDS ?= 3
 
-.PHONY: setup mosquitto venv model demo test clean
+.PHONY: setup mosquitto venv model demo test lab lab-down clean
 
 setup: mosquitto venv model
 
@@ -30,6 +32,12 @@ demo: setup
 
 test: setup
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/python -m lab up --boards $(LAB_BOARDS)
+
+lab-down:
+	$(PYTHON) -m lab down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mesh
