@@ -54,8 +54,10 @@ def ensure_image() -> Path:
     if (target / "etc" / "os-release").exists():
         return _aged(target)
     CACHE.mkdir(parents=True, exist_ok=True)
+    mounts = Path("/proc/self/mountinfo").read_text()
     for stale in CACHE.glob(f"image-{SUITE}-*"):
-        shutil.rmtree(stale, ignore_errors=True)
+        if f"lowerdir={stale}" not in mounts:  # boards of a running lab still use it
+            shutil.rmtree(stale, ignore_errors=True)
     print(f"lab: building the board image {target.name} with mmdebstrap (about 2 minutes)", flush=True)
     with tempfile.TemporaryDirectory(dir=CACHE, prefix=".build-") as tmp:
         root = Path(tmp) / "root"

@@ -93,6 +93,10 @@ edge_broker_tls_port: 8883
 edge_http_proxy: {proxy.url()}
 edge_pki_dir: {OUT / 'pki'}
 edge_control_agent: {REPO / '.venv' / 'bin' / 'edge-agent'}
+# A portable x86-64 build (AVX2, no AVX-512 or AMX): a host that is a virtual machine may advertise
+# CPU features its hypervisor does not enable, and a native build then dies with a general
+# protection fault at its first AMX instruction (measured here: ldtilecfg in libggml-cpu).
+llama_cpp_cmake_args_extra: -DGGML_NATIVE=off
 agent_max_tokens: 32
 agent_status_interval_s: 1.0
 # A prompt runs with the (M, k) asked even when the shared machine is busy.
