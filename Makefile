@@ -18,9 +18,23 @@ mosquitto:
 
 venv: $(VENV)/.installed
 
-$(VENV)/.installed: pyproject.toml
+# llama-cpp-python is compiled from source. A native build (-march=native) uses every instruction
+# the CPU advertises; a virtual machine may advertise AMX without enabling it, and the build then
+# dies at its first AMX instruction. So the default is a portable build (AVX2 on x86-64);
+# `make setup LLAMA_CMAKE_ARGS=` builds for this CPU. A change of flags rebuilds it (pip's wheel
+# cache does not know the flags, hence --no-cache-dir).
+LLAMA_CMAKE_ARGS ?= -DGGML_NATIVE=off
+LLAMA_STAMP := $(VENV)/.llama-cpp-$(shell printf '%s' '$(LLAMA_CMAKE_ARGS)' | md5sum | cut -c1-8)
+
+$(LLAMA_STAMP):
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
+	CMAKE_ARGS="$(LLAMA_CMAKE_ARGS)" $(BIN)/python -m pip install --quiet --no-cache-dir --force-reinstall \
+		--no-deps 'llama-cpp-python>=0.2.90'
+	rm -f $(VENV)/.llama-cpp-*
+	touch $@
+
+$(VENV)/.installed: pyproject.toml $(LLAMA_STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	touch $@
 

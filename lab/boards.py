@@ -4,6 +4,7 @@ supervisor that boots it again when it reboots (nspawn exits 133 then)."""
 from __future__ import annotations
 
 import os
+import shlex
 import shutil
 import subprocess
 import time
@@ -179,7 +180,8 @@ def forget(board: Board) -> None:
 
 
 def ssh_argv(ssh_config: Path, board: Board, command: list[str]) -> list[str]:
-    return ["ssh", "-F", str(ssh_config), board.name, "--", *command]
+    """ssh running command on the board; each argument arrives as it is (ssh joins them for a shell)."""
+    return ["ssh", "-F", str(ssh_config), board.name, "--", shlex.join(command)]
 
 
 def wait_up(board: Board, ssh_config: Path, timeout_s: float) -> str:

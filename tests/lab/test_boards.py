@@ -18,6 +18,7 @@ import pytest
 from labharness import BOARDS, BUILD_TASK, INSTALL_TASK, Play, task_hosts, wheels
 from mqttpeer import Peer
 
+from lab.boards import ssh_argv
 from lab.host import inside_netns
 from lab.lab import Lab
 from lab.paths import BRIDGE_NS, OUT, board_address
@@ -27,6 +28,11 @@ pytestmark = [pytest.mark.lab, pytest.mark.integration, pytest.mark.timeout(1800
 NS = "dmoa/v1"
 ADDRESS = {name: board_address(i) for i, name in enumerate(BOARDS, start=1)}
 AGENT = "/opt/edge-agent/venv/bin/edge-agent"
+
+
+def agent(board: str, command: str, *args: str) -> list[str]:
+    """edge-agent as typed on the board's terminal, logged in on its broker as the board's device."""
+    return ["sudo", AGENT, command, "--username", board, "--password-file", "/etc/edge-agent/broker.password", *args]
 PKI = OUT / "pki"
 
 
@@ -68,7 +74,7 @@ def test_the_play_provisions_three_boards_and_its_health_check_passes(first_play
 def test_the_wheel_is_built_once_for_the_three_boards(first_play, lab):
     installed = {}
     for board in BOARDS:
-        listed = lab.ssh(board, "sha256sum", "/opt/edge-agent/venv/wheels/" + "*", timeout=30).stdout.split()
+        listed = lab.ssh(board, "sh", "-c", "sha256sum /opt/edge-agent/venv/wheels/*", timeout=30).stdout.split()
         assert len(listed) == 2, f"{board} should hold exactly the wheel it installed: {listed}"
         installed[board] = listed[0]
     assert len(set(installed.values())) == 1, f"the boards installed different wheels: {installed}"
@@ -101,8 +107,8 @@ def test_a_second_run_changes_nothing_and_restarts_nothing(first_play, lab):
 
 
 def test_edge_agent_submit_on_a_boards_terminal_is_answered_by_all_three(first_play, lab):
-    typed = lab.ssh("board-2", "sudo", AGENT, "submit", "--json", "--quiet", "--layers", "1", "--proposers", "2",
-                    "--timeout", "240", "Name a colour of the sky.", timeout=300)
+    typed = lab.ssh("board-2", *agent("board-2", "submit", "--json", "--quiet", "--layers", "1", "--proposers", "2",
+                                      "--timeout", "240", "Name a colour of the sky."), timeout=300)
     assert typed.returncode == 0, typed.stdout + typed.stderr
     answer = json.loads(typed.stdout)
     assert answer["ok"] and answer["answer"].strip()
@@ -187,8 +193,8 @@ def test_the_peer_listener_refuses_a_bridge_without_valid_credentials(first_play
 def test_a_rebooted_board_comes_back_and_a_prompt_sent_before_is_answered(first_play, lab):
     started = lab.ssh("board-3", "ps", "-o", "lstart=", "-p", "1").stdout.strip()
     submit = subprocess.Popen(
-        ["ssh", "-F", str(lab.ssh_config), "board-1", "--", "sudo", AGENT, "submit", "--json", "--layers", "1",
-         "--proposers", "2", "--timeout", "400", "Say hello to a board that reboots."],
+        ssh_argv(lab.ssh_config, lab.boards[0], agent("board-1", "submit", "--json", "--layers", "1", "--proposers",
+                                                      "2", "--timeout", "400", "Say hello to a board that reboots.")),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     try:
         first_event = submit.stderr.readline()  # the first progress line: the job is under way
@@ -214,7 +220,7 @@ def test_a_rebooted_board_comes_back_and_a_prompt_sent_before_is_answered(first_
 
 
 def board_online_on(where: str, device: str, lab: Lab) -> bool:
-    shown = lab.ssh(where, "sudo", AGENT, "status", "--json", timeout=30)
+    shown = lab.ssh(where, *agent(where, "status", "--json"), timeout=30)
     if shown.returncode != 0:
         return False
     return any(row["device"] == device and row["online"] for row in json.loads(shown.stdout))
