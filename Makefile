@@ -10,6 +10,8 @@ MODEL  ?= smollm2-135m-instruct-q4_1
 LLAMA_CPP_VERSION ?= 0.3.36
 PYTEST_ARGS ?=
 LAB_BOARDS ?= 3
+# Build flags of llama-cpp-python when set (scripts/ensure-llama-wheel.sh has the default).
+export LLAMA_CMAKE_ARGS
 
 .PHONY: setup mosquitto venv model demo test faults lab lab-down clean
 
