@@ -11,7 +11,9 @@ LLAMA_CPP_VERSION ?= 0.3.36
 PYTEST_ARGS ?=
 LAB_BOARDS ?= 3
 # Build flags of llama-cpp-python when set (scripts/ensure-llama-wheel.sh has the default).
+ifdef LLAMA_CMAKE_ARGS
 export LLAMA_CMAKE_ARGS
+endif
 
 .PHONY: setup mosquitto venv model demo test faults lab lab-down clean
 
