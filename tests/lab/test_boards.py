@@ -44,10 +44,14 @@ def tls(device: str) -> dict[str, Path]:
     return {"ca": PKI / "ca.crt", "cert": PKI / f"{device}.crt", "key": PKI / f"{device}.key"}
 
 
+SERVICES = ("edge-mosquitto", "edge-agent", "edge-agent-api")
+"""What the play runs on every board: the broker, the agent and the OpenAI-compatible API."""
+
+
 def main_pids(lab: Lab) -> dict[str, str]:
     pids = {}
     for board in BOARDS:
-        shown = lab.ssh(board, "systemctl", "show", "-p", "MainPID", "--value", "edge-mosquitto", "edge-agent")
+        shown = lab.ssh(board, "systemctl", "show", "-p", "MainPID", "--value", *SERVICES)
         pids[board] = shown.stdout.split()
     return pids
 
@@ -69,6 +73,8 @@ def test_the_play_provisions_three_boards_and_its_health_check_passes(first_play
     found = re.search(r"Board board-1: answered in [0-9.]+ s by ([a-z0-9, -]+)", " ".join(first_play.output.split()))
     assert found, first_play.output[-3000:]
     assert sorted(found.group(1).split(", ")) == list(BOARDS)
+    assert "Board board-1: the API answered a chat completion with the board's key." in " ".join(
+        first_play.output.split()), first_play.output[-3000:]
 
 
 def test_the_wheel_is_built_once_for_the_three_boards(first_play, lab):
@@ -226,11 +232,10 @@ def board_online_on(where: str, device: str, lab: Lab) -> bool:
     return any(row["device"] == device and row["online"] for row in json.loads(shown.stdout))
 
 
-def test_teardown_stops_both_services_on_every_board(first_play, lab):
+def test_teardown_stops_every_service_on_every_board(first_play, lab):
     def states() -> dict[str, list[str]]:
-        return {b: lab.ssh(b, "systemctl", "is-active", "edge-mosquitto", "edge-agent").stdout.split()
-                for b in BOARDS}
-    assert states() == {b: ["active", "active"] for b in BOARDS}
+        return {b: lab.ssh(b, "systemctl", "is-active", *SERVICES).stdout.split() for b in BOARDS}
+    assert states() == {b: ["active"] * len(SERVICES) for b in BOARDS}
     stopped = Play.start(lab, "--tags", "teardown", timeout=300)
     assert stopped.result.returncode == 0, stopped.output[-4000:]
-    assert states() == {b: ["inactive", "inactive"] for b in BOARDS}
+    assert states() == {b: ["inactive"] * len(SERVICES) for b in BOARDS}
