@@ -1,4 +1,5 @@
 # Quickstart: `make demo` (a local mesh answering a prompt) and `make test`.
+# `make lab` boots board-like machines for the playbook (root; docs/lab.md), `make lab-down` stops them.
 # Every target installs what it needs, idempotently, and skips what is already there.
 
 PYTHON ?= python3
@@ -8,8 +9,13 @@ MODEL  ?= smollm2-135m-instruct-q4_1
 # The same version the Ansible role builds on boards (llama_cpp_python_version).
 LLAMA_CPP_VERSION ?= 0.3.36
 PYTEST_ARGS ?=
+LAB_BOARDS ?= 3
+# Build flags of llama-cpp-python when set (scripts/ensure-llama-wheel.sh has the default).
+ifdef LLAMA_CMAKE_ARGS
+export LLAMA_CMAKE_ARGS
+endif
 
-.PHONY: setup mosquitto venv model demo test faults clean
+.PHONY: setup mosquitto venv model demo test faults lab lab-down clean
 
 setup: mosquitto venv model
 
@@ -38,6 +44,12 @@ test: setup
 # The fault matrix, long scenarios included; rewrites the table in docs/reliability.md.
 faults: setup
 	DMOA_RELIABILITY_TABLE=docs/reliability.md $(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
+
+lab: setup
+	$(BIN)/python -m lab up --boards $(LAB_BOARDS)
+
+lab-down:
+	$(PYTHON) -m lab down
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mesh

@@ -30,20 +30,34 @@ def test_ansible_lint_production_profile_is_clean():
     assert "Profile 'production' was required, and it passed" in result.stderr + result.stdout
 
 
-def test_example_inventory_has_the_board_groups_and_documents_each_host():
-    result = run([tool("ansible-inventory"), "-i", str(INVENTORY), "--list"], timeout=60)
-    assert result.returncode == 0, result.stderr
-    inventory = json.loads(result.stdout)
-    assert set(inventory["edge"]["children"]) >= {"raspberry_pi", "jetson", "virtual"}
-    hosts = inventory["virtual"]["hosts"]
-    assert hosts == ["board-1", "board-2", "board-3"]
-    for host in hosts:
-        variables = inventory["_meta"]["hostvars"][host]
-        assert all(name in variables for name in HOST_VARIABLES), variables
-        assert variables["edge_mesh_address"].startswith("127.0.30.")
+def test_example_inventory_describes_real_boards_only_and_documents_each_host(tmp_path: Path):
     text = INVENTORY.read_text()
     for name in HOST_VARIABLES:
         assert f"#   {name}" in text, f"{name} is not documented in {INVENTORY.name}"
+    for gone in ("[virtual]", "edge_root", "edge_service_manager", "ansible_connection=local"):
+        assert gone not in text, gone
+    # The commented example hosts are what a user uncomments: they must parse and carry every variable.
+    examples = "\n".join(line[2:] if line.startswith(("# pi-", "# orin-")) else line for line in text.splitlines())
+    (tmp_path / "inventory.ini").write_text(examples)
+    result = run([tool("ansible-inventory"), "-i", str(tmp_path / "inventory.ini"), "--list"], timeout=60)
+    assert result.returncode == 0, result.stderr
+    inventory = json.loads(result.stdout)
+    assert set(inventory["edge"]["children"]) == {"raspberry_pi", "jetson"}
+    assert inventory["raspberry_pi"]["hosts"] == ["pi-1", "pi-2"] and inventory["jetson"]["hosts"] == ["orin-1"]
+    for host in ("pi-1", "pi-2", "orin-1"):
+        variables = inventory["_meta"]["hostvars"][host]
+        assert all(name in variables for name in HOST_VARIABLES), variables
+        assert variables["ansible_become"] and variables["edge_http_proxy"] == ""
+
+
+def test_no_role_has_a_second_code_path_for_virtual_boards():
+    roles = ROOT / "playbooks" / "roles"
+    assert not (roles / "common" / "library" / "edge_process.py").exists()
+    for path in roles.rglob("*"):
+        if path.is_file():
+            text = path.read_text()
+            for gone in ("edge_root", "edge_service_manager", "process_mode", "edge_process"):
+                assert gone not in text, f"{path.relative_to(ROOT)} mentions {gone}"
 
 
 PROBE = """
@@ -135,7 +149,7 @@ def test_models_are_chosen_by_name_by_path_or_by_ram_and_must_fit(tmp_path: Path
     (tmp_path / "hosts.ini").write_text(
         "[probe]\n" + "\n".join(lines) + "\n\n[probe:vars]\nansible_connection=local\n"
         "ansible_python_interpreter={{ ansible_playbook_python }}\nedge_device={{ inventory_hostname }}\n"
-        f"edge_root={tmp_path}/{{{{ inventory_hostname }}}}\nedge_control_agent={ROOT}/.venv/bin/edge-agent\n")
+        f"edge_control_agent={ROOT}/.venv/bin/edge-agent\n")
     (tmp_path / "choose.yml").write_text(CHOOSE)
     result = run([tool("ansible-playbook"), "-i", str(tmp_path / "hosts.ini"), str(tmp_path / "choose.yml")],
                  timeout=90)
@@ -148,15 +162,17 @@ def test_models_are_chosen_by_name_by_path_or_by_ram_and_must_fit(tmp_path: Path
 
 def test_duplicate_device_ids_stop_the_run_before_anything_changes(tmp_path: Path):
     inventory = tmp_path / "inventory.ini"
-    inventory.write_text(INVENTORY.read_text().replace(
-        "board-2 edge_device=board-2", "board-2 edge_device=board-1"))
-    boards = tmp_path / "boards"
-    extra = json.dumps({"edge_boards_dir": str(boards), "edge_pki_dir": str(tmp_path / "pki")})
+    inventory.write_text(INVENTORY.read_text() + (
+        "\n[edge:children]\nprobe\n\n[probe]\n"
+        "one edge_device=board-1 edge_mesh_address=127.0.31.1\n"
+        "two edge_device=board-1 edge_mesh_address=127.0.31.2\n\n"
+        "[probe:vars]\nansible_connection=local\nansible_python_interpreter={{ ansible_playbook_python }}\n"))
+    extra = json.dumps({"edge_pki_dir": str(tmp_path / "pki")})
     result = run([tool("ansible-playbook"), "-i", str(inventory), str(SITE), "-e", extra], timeout=90)
     assert result.returncode != 0
     assert "Device ids must be unique" in result.stdout
-    assert "board-2=board-1" in result.stdout
-    assert not boards.exists() and not (tmp_path / "pki").exists()
+    assert "two=board-1" in result.stdout
+    assert not (tmp_path / "pki").exists()
     assert all(r["changed"] == 0 for r in recap(result.stdout).values())
 
 
@@ -167,29 +183,3 @@ def test_every_role_has_the_expected_shape():
                      "meta/argument_specs.yml", "vars/main.yml"):
             assert (roles / role / part).is_file(), f"{role}/{part}"
         assert any((roles / role / "templates").iterdir()), f"{role} has no templates"
-
-
-def edge_process(tmp_path: Path, state: str) -> dict:
-    args = (f"unit={tmp_path}/demo.service pid_file={tmp_path}/run/demo.pid log_file={tmp_path}/demo.log "
-            f"state={state} settle=0.3 stop_timeout=5")
-    result = run([tool("ansible"), "localhost", "-m", "edge_process", "-a", args, "-o"], timeout=60)
-    assert result.returncode == 0, result.stdout + result.stderr
-    return json.loads(result.stdout.split("=>", 1)[1])
-
-
-def test_edge_process_runs_a_units_command_line_idempotently(tmp_path: Path):
-    unit = tmp_path / "demo.service"
-    unit.write_text("[Unit]\nDescription=demo\n\n[Service]\nEnvironment=WHO=first\n"
-                    "ExecStart=/bin/sh -c 'echo $WHO; exec sleep 300'\n")
-    started = edge_process(tmp_path, "started")
-    assert started["changed"] and started["pid"] > 0
-    again = edge_process(tmp_path, "started")
-    assert not again["changed"] and again["pid"] == started["pid"]
-    unit.write_text(unit.read_text().replace("WHO=first", "WHO=second"))
-    changed_unit = edge_process(tmp_path, "started")
-    assert changed_unit["changed"] and changed_unit["pid"] != started["pid"]
-    assert not Path(f"/proc/{started['pid']}").exists() or "Z" in Path(f"/proc/{started['pid']}/stat").read_text()
-    stopped = edge_process(tmp_path, "stopped")
-    assert stopped["changed"] and not (tmp_path / "run/demo.pid").exists()
-    assert not edge_process(tmp_path, "stopped")["changed"]
-    assert (tmp_path / "demo.log").read_text().splitlines() == ["first", "second"]

@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import queue
+import random
 import shutil
 import socket
 from collections.abc import Callable, Iterator
@@ -24,28 +26,30 @@ from edge_agent.protocol import Status, decode
 from edge_agent.statusread import observer_id
 
 MODEL = "smollm2-135m-instruct-q4_1"
-_BLOCKS = itertools.count(100)
-"""127.0.100.x and up; the blocks below 100 are left to benchmarks and to meshes started by hand."""
+FIRST, LAST = 100, 254
+"""Blocks 127.0.100 to 127.0.254; those below are left to benchmarks and to meshes started by hand."""
+_start = FIRST + random.Random(os.getpid()).randrange(LAST - FIRST + 1)
+_order = itertools.count()
+
+
+def _taken(block: str) -> bool:
+    """Whether something listens on the block's first broker address already."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((f"{block}.1", 1883))
+        except OSError:
+            return True
+    return False
 
 
 def address_block() -> str:
-    """A loopback block (127.0.N) that no other mesh of this test session uses, and none of
-    another session on the same machine holds at the moment (its first broker's port is taken)."""
-    for n in _BLOCKS:
-        if n > 254:
-            break
-        if _port_free(f"127.0.{n}.1", 1883):
-            return f"127.0.{n}"
-    raise RuntimeError("this test session ran out of loopback address blocks")
-
-
-def _port_free(host: str, port: int) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((host, port))
-        except OSError:
-            return False
-    return True
+    """A loopback block (127.0.N) that no other mesh of this test session uses, nor, as far as can
+    be seen, one of another session on the machine (each session starts at its own place)."""
+    for _ in range(LAST - FIRST + 1):
+        block = f"127.0.{FIRST + (_start - FIRST + next(_order)) % (LAST - FIRST + 1)}"
+        if not _taken(block):
+            return block
+    raise RuntimeError("no free loopback address block left for a test mesh")
 
 
 def need_mosquitto() -> None:
