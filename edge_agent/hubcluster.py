@@ -16,6 +16,8 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import psutil
+
 from edge_agent import hubconf
 from edge_agent.errors import MeshError
 
@@ -187,7 +189,7 @@ def kill_node(node: Node) -> None:
 def stop(cluster: Cluster) -> None:
     """Stop every node, then epmd, by process group; SIGKILL what does not leave in time."""
     for pids, grace in (([n.pid for n in cluster.nodes], 30.0), ([cluster.epmd_pid], 5.0)):
-        live = [p for p in pids if _alive(p)]
+        live = [p for p in pids if _alive(p) or _group_members([p])]
         for pid in live:
             _signal(pid, signal.SIGTERM)
         _wait_gone(live, grace)
@@ -197,9 +199,25 @@ def stop(cluster: Cluster) -> None:
 
 
 def _wait_gone(pids: list[int], timeout_s: float) -> None:
+    """Wait until no live process is left in any of these process groups (beam.smp, erl_child_setup,
+    inet_gethost: a node is a script and its children, all in the group its script leads)."""
     deadline = time.monotonic() + timeout_s
     while any(_alive(p) for p in pids) and time.monotonic() < deadline:
         time.sleep(0.1)
+    while _group_members(pids) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def _group_members(pgids: list[int]) -> list[int]:
+    wanted = {p for p in pgids if p}
+    members = []
+    for proc in psutil.process_iter(["pid", "status"]):
+        try:
+            if os.getpgid(proc.info["pid"]) in wanted and proc.info["status"] != psutil.STATUS_ZOMBIE:
+                members.append(proc.info["pid"])
+        except (ProcessLookupError, psutil.Error):
+            continue
+    return members
 
 
 def _signal(pid: int, sig: int) -> None:
@@ -212,3 +230,15 @@ def _signal(pid: int, sig: int) -> None:
 def _alive(pid: int) -> bool:
     from edge_agent.localmesh import _alive as alive
     return alive(pid)
+
+
+def restart_node(cluster: Cluster, name: str, timeout_s: float = 120) -> Node:
+    """Start a stopped node again with its data (it rejoins the cluster); returns once it runs there."""
+    index = next(i for i, n in enumerate(cluster.nodes) if n.name == name)
+    if _alive(cluster.nodes[index].pid):
+        raise MeshError(f"hub node {name} is still running")
+    node = start_node(cluster, cluster.nodes[index])
+    cluster.nodes[index] = node
+    save(cluster)
+    wait_running(cluster, node, timeout_s)
+    return node

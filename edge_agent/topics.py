@@ -90,8 +90,9 @@ def hub_routes(device: str) -> list[tuple[str, str, str, str]]:
     Out: everything this board publishes as itself, and everything it addresses to others. Its
     work addressed to itself also matches `to/+/#`; the first line remaps it to `self/<device>/`
     on the hub, where nothing subscribes, so it never comes back as if a peer had sent it.
-    In: what is addressed to this board, and everyone's status and progress; this board's own
-    `from/` messages, echoed by the hub, are remapped by the last line to `echo/<device>/`.
+    In: what is addressed to this board, and what everyone publishes as itself (statuses and
+    progress), as a full mesh delivers it; this board's own `from/` messages, echoed by the hub,
+    are remapped by the last line to `echo/<device>/`.
     mosquitto remaps with the first prefixed line that matches, in either direction.
     """
     check_device(device)
@@ -100,7 +101,6 @@ def hub_routes(device: str) -> list[tuple[str, str, str, str]]:
         (f"{NAMESPACE}/to/+/#", "out", "", ""),
         (f"{NAMESPACE}/from/{device}/#", "out", "", ""),
         (f"{NAMESPACE}/to/{device}/#", "in", "", ""),
-        (ALL_STATUS, "in", "", ""),
-        (ALL_PROGRESS, "in", "", ""),
+        (f"{NAMESPACE}/from/+/#", "in", "", ""),
         ("#", "in", f"{HUB_ECHO}/{device}/", f"{NAMESPACE}/from/{device}/"),
     ]

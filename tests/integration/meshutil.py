@@ -21,12 +21,15 @@ MODEL = "smollm2-135m-instruct-q4_1"
 
 
 @contextlib.contextmanager
-def running_mesh(root: Path, count: int, base: str, engine: str = "llama", **settings) -> Iterator[list[VirtualDevice]]:
+def running_mesh(root: Path, count: int, base: str, engine: str = "llama", hub_nodes: int = 0,
+                 hub_base: str = "", **settings) -> Iterator[list[VirtualDevice]]:
     """A mesh whose agents run every job as asked: admission control, which may lighten a
-    job under load, has its own tests; here the algorithm's exact shape is under test."""
+    job under load, has its own tests; here the algorithm's exact shape is under test.
+    With hub_nodes, the devices bridge to a RabbitMQ cluster of that many nodes on hub_base."""
     settings = {"admission": "accept", **settings}
     extra = tuple(f"{k}={v}" for k, v in settings.items())
-    devices = localmesh.up(count, root, agent_settings(MODEL, engine, 0.3, extra), address_base=base, timeout_s=90)
+    devices = localmesh.up(count, root, agent_settings(MODEL, engine, 0.3, extra), address_base=base,
+                           timeout_s=180 if hub_nodes else 90, hub_nodes=hub_nodes, hub_base=hub_base)
     try:
         yield devices
     finally:
