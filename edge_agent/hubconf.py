@@ -7,7 +7,9 @@ Rendered from the same device list as the boards' bridges (brokerconf.HubBridge)
   (`<device>.<anything>`: the '.' is in no device id, so `edge-1` cannot take `edge-10`'s session);
 - topic permissions on the MQTT exchange, which RabbitMQ checks on every publish and subscribe
   (MQTT's '/' is '.' there, '+' is '*'): a device publishes only as itself (`from/<self>/…`),
-  addresses anything to anyone (`to/…`, as a full mesh's bridges forward it), and reads only its own `to/` topics and everyone's `from/` (status and progress);
+  addresses anything to anyone (`to/…`, as a full mesh's bridges forward it), and reads only
+  its own `to/` topics and everyone's `from/` (status and progress). Refused publishes and
+  subscriptions make RabbitMQ close the connection and log the refusal;
 - rabbitmq.conf for each node: MQTT only, on one loopback or LAN address, quorum queues for
   persistent sessions (replicated: a bridge's session survives the loss of its node), no
   anonymous login and no default guest.
