@@ -9,12 +9,16 @@ MODEL  ?= smollm2-135m-instruct-q4_1
 LLAMA_CPP_VERSION ?= 0.3.36
 PYTEST_ARGS ?=
 
-.PHONY: setup mosquitto venv model demo test faults clean
+.PHONY: setup mosquitto rabbitmq venv model demo test faults clean
 
-setup: mosquitto venv model
+setup: mosquitto rabbitmq venv model
 
 mosquitto:
 	@scripts/ensure-mosquitto.sh
+
+# The clustered broker of the hub topology's tests and demo; its packaged service is never started.
+rabbitmq:
+	@scripts/ensure-rabbitmq.sh
 
 venv: $(VENV)/.installed
 
