@@ -16,10 +16,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-import psutil
-
 from edge_agent import hubconf
 from edge_agent.errors import MeshError
+from edge_agent.procgroup import alive as _alive
+from edge_agent.procgroup import members as _group_members
+from edge_agent.procgroup import signal_group as _signal
+from edge_agent.procgroup import wait_gone as _wait_gone
 
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
 CLUSTER_FILE = "hub.json"
@@ -196,40 +198,6 @@ def stop(cluster: Cluster) -> None:
         for pid in live:
             _signal(pid, signal.SIGKILL)
         _wait_gone(live, 5)
-
-
-def _wait_gone(pids: list[int], timeout_s: float) -> None:
-    """Wait until no live process is left in any of these process groups (beam.smp, erl_child_setup,
-    inet_gethost: a node is a script and its children, all in the group its script leads)."""
-    deadline = time.monotonic() + timeout_s
-    while any(_alive(p) for p in pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    while _group_members(pids) and time.monotonic() < deadline:
-        time.sleep(0.1)
-
-
-def _group_members(pgids: list[int]) -> list[int]:
-    wanted = {p for p in pgids if p}
-    members = []
-    for proc in psutil.process_iter(["pid", "status"]):
-        try:
-            if os.getpgid(proc.info["pid"]) in wanted and proc.info["status"] != psutil.STATUS_ZOMBIE:
-                members.append(proc.info["pid"])
-        except (ProcessLookupError, psutil.Error):
-            continue
-    return members
-
-
-def _signal(pid: int, sig: int) -> None:
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _alive(pid: int) -> bool:
-    from edge_agent.localmesh import _alive as alive
-    return alive(pid)
 
 
 def restart_node(cluster: Cluster, name: str, timeout_s: float = 120) -> Node:
