@@ -15,12 +15,16 @@ ifdef LLAMA_CMAKE_ARGS
 export LLAMA_CMAKE_ARGS
 endif
 
-.PHONY: setup mosquitto venv model demo test faults lab lab-down clean
+.PHONY: setup mosquitto rabbitmq venv model demo test faults lab lab-down clean
 
-setup: mosquitto venv model
+setup: mosquitto rabbitmq venv model
 
 mosquitto:
 	@scripts/ensure-mosquitto.sh
+
+# The clustered broker of the hub topology's tests and demo; its packaged service is never started.
+rabbitmq:
+	@scripts/ensure-rabbitmq.sh
 
 venv: $(VENV)/.installed
 

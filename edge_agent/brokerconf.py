@@ -7,6 +7,11 @@ QoS 1 on every topic line (bridges default to QoS 0), a short keepalive, a
 capped restart back-off, and a raised queue limit (the default of 1000 drops
 silently). Each bridge forwards exactly `to/<peer>/#` and `from/<self>/#`.
 
+Topology `hub` (docs/scale.md): one bridge, to a clustered broker, listing its
+nodes for failover, instead of one bridge per peer; its topic lines come from
+topics.hub_routes. The cluster's own side (users, permissions) is rendered by
+edge_agent.hubconf from the same device list.
+
 The same module renders the ACL (by username) and the password file, so a
 board provisioned by Ansible and a virtual device of the local mesh are
 configured by one piece of code.
@@ -42,6 +47,17 @@ class PeerBroker:
 
 
 @dataclass(frozen=True)
+class HubBridge:
+    """The bridge to a clustered broker: its nodes, tried in this order, and this board's login there."""
+
+    nodes: list[tuple[str, int]]
+    username: str
+    password: str
+    round_robin: bool = True
+    """Stay on the node that answered after a failover instead of going back to the first."""
+
+
+@dataclass(frozen=True)
 class TlsFiles:
     cafile: str
     certfile: str
@@ -69,6 +85,8 @@ class BrokerSpec:
     message_size_limit: int = 1024 * 1024
     autosave_interval_s: int = 10
     extra: list[str] = field(default_factory=list)
+    hub: HubBridge | None = None
+    """Set for the hub topology: peers must then be empty."""
 
 
 def render(spec: BrokerSpec) -> str:
@@ -110,36 +128,73 @@ def render(spec: BrokerSpec) -> str:
                 lines.append("use_identity_as_username true")
         elif listener.require_certificate or listener.use_identity_as_username:
             raise ValueError(f"listener {listener.host}:{listener.port} asks for certificates but has no TLS")
+    if spec.hub is not None and spec.peers:
+        raise ValueError("a board bridges either to its peers (full mesh) or to a hub, not both")
     for peer in spec.peers:
         lines += ["", *_bridge(spec, peer)]
+    if spec.hub is not None:
+        lines += ["", *_hub_bridge(spec, spec.hub)]
     lines += spec.extra
     return "\n".join(lines) + "\n"
 
 
 def _bridge(spec: BrokerSpec, peer: PeerBroker) -> list[str]:
     name = f"{spec.device}-to-{topics.check_device(peer.device)}"
+    lines = _connection(spec, name, [f"{peer.host}:{peer.port}"], f"bridge-{name}", try_private=True)
+    lines += _login(spec, spec.bridge_username, spec.bridge_password)
+    lines += [f"topic {pattern} out 1" for pattern in topics.bridge_patterns(spec.device, peer.device)]
+    return lines
+
+
+def _hub_bridge(spec: BrokerSpec, hub: HubBridge) -> list[str]:
+    """One bridge to every node of the cluster. No bridge mode (try_private): a cluster speaking
+    plain MQTT 3.1.1 refuses that protocol level, and the remapped lines of hub_routes deal with
+    its echo instead. The client id has a '.', which no device id has, so the hub's permissions
+    can tie sessions to their device (see hubconf)."""
+    if not hub.nodes:
+        raise ValueError("a hub bridge needs at least one node address")
+    addresses = [f"{host}:{port}" for host, port in hub.nodes]
+    lines = _connection(spec, f"{spec.device}-to-hub", addresses, hub_client_id(spec.device), try_private=False)
+    lines.insert(2, f"round_robin {'true' if hub.round_robin else 'false'}")
+    lines += _login(spec, hub.username, hub.password)
+    for pattern, direction, local, remote in topics.hub_routes(spec.device):
+        # mosquitto reads "" as an empty prefix; any other quote would be part of the prefix.
+        prefixes = f" {local or EMPTY} {remote or EMPTY}" if local or remote else ""
+        lines.append(f"topic {pattern} {direction} 1{prefixes}")
+    return lines
+
+
+EMPTY = '""'
+
+
+def hub_client_id(device: str) -> str:
+    return f"{topics.check_device(device)}.hub"
+
+
+def _connection(spec: BrokerSpec, name: str, addresses: list[str], client_id: str, try_private: bool) -> list[str]:
     base, cap = spec.restart_timeout
-    lines = [
+    return [
         f"connection {name}",
-        f"address {peer.host}:{peer.port}",
-        f"remote_clientid bridge-{name}",
+        f"address {' '.join(addresses)}",
+        f"remote_clientid {client_id}",
         f"local_clientid bridge-local-{name}",
         "bridge_protocol_version mqttv311",
         "cleansession false",
-        "try_private true",
+        f"try_private {'true' if try_private else 'false'}",
         "notifications false",
         "start_type automatic",
         f"keepalive_interval {spec.keepalive_s}",
         f"restart_timeout {base} {cap}",
     ]
-    if spec.bridge_username:
-        lines.append(f"remote_username {spec.bridge_username}")
-    if spec.bridge_password:
-        lines.append(f"remote_password {spec.bridge_password}")
+
+
+def _login(spec: BrokerSpec, username: str, password: str) -> list[str]:
+    lines = [f"remote_username {username}"] if username else []
+    if password:
+        lines.append(f"remote_password {password}")
     if spec.tls is not None:
         lines += [f"bridge_cafile {spec.tls.cafile}", f"bridge_certfile {spec.tls.certfile}",
                   f"bridge_keyfile {spec.tls.keyfile}", "bridge_insecure false"]
-    lines += [f"topic {pattern} out 1" for pattern in topics.bridge_patterns(spec.device, peer.device)]
     return lines
 
 

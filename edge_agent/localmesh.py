@@ -4,6 +4,10 @@ each on its own loopback address, bridged exactly as on real boards.
 `up` writes everything under one directory (configs, logs, stores, mesh.json
 with the pids) and returns once every device sees every other; `down` stops
 what mesh.json names, by pid, and waits until nothing is left.
+
+With hub_nodes > 0 (topology `hub`), a RabbitMQ cluster of that many nodes runs
+under DIR/hub and each device's broker bridges to it instead of to every peer
+(edge_agent.hubmesh).
 """
 
 from __future__ import annotations
@@ -61,6 +65,8 @@ def up(
     address_base: str = "127.0.1",
     port: int = 1883,
     timeout_s: float = 120.0,
+    hub_nodes: int = 0,
+    hub_base: str = "127.0.2",
 ) -> list[VirtualDevice]:
     mosquitto = shutil.which("mosquitto") or _sbin("mosquitto")
     if mosquitto is None:
@@ -71,30 +77,48 @@ def up(
         raise MeshError(f"a mesh is already running in {directory}; run `edge-agent mesh down --dir {directory}`")
     layout = plan(count, address_base, port)
     devices: list[VirtualDevice] = []
+    hub = None
     try:
+        if hub_nodes:
+            from edge_agent import hubmesh
+            hub = hubmesh.start_hub(directory, [d for d, _, _ in layout], hub_nodes, hub_base, timeout_s)
         for device, host, dev_port in layout:
-            devices.append(_start_device(mosquitto, directory, device, host, dev_port, layout, agent_settings))
+            bridge = hub.bridge_for(device) if hub else None
+            devices.append(_start_device(mosquitto, directory, device, host, dev_port, layout, agent_settings,
+                                         hub=bridge))
             _save(directory, devices)
-        wait_ready(devices, timeout_s)
+        wait_ready(devices, timeout_s, listen_s=_listen_s(agent_settings) if hub else 0.5)
     except BaseException:
         _stop_all(devices)
+        if hub:
+            hub.stop()
         raise
     return devices
 
 
+def _listen_s(agent_settings: dict[str, Any]) -> float:
+    """How long to listen for statuses on a hub's board: the hub does not hand a peer's status
+    to a board as retained (docs/scale.md), so it comes with the peer's next periodic one."""
+    return float(agent_settings.get("status_interval_s", 2.0)) + 0.5
+
+
 def _start_device(mosquitto: str, root: Path, device: str, host: str, port: int,
-                  layout: list[tuple[str, str, int]], agent_settings: dict[str, Any]) -> VirtualDevice:
+                  layout: list[tuple[str, str, int]], agent_settings: dict[str, Any],
+                  hub: brokerconf.HubBridge | None = None) -> VirtualDevice:
     home = root / device
     (home / "broker").mkdir(parents=True, exist_ok=True)
     spec = brokerconf.BrokerSpec(
         device=device,
         listeners=[brokerconf.Listener(host, port)],
-        peers=[brokerconf.PeerBroker(d, h, p) for d, h, p in layout if d != device],
+        peers=[] if hub else [brokerconf.PeerBroker(d, h, p) for d, h, p in layout if d != device],
         persistence_dir=str(home / "broker"),
         log_file=str(home / "broker" / "mosquitto.log"),
         user=getpass.getuser(),
+        hub=hub,
     )
-    (home / "mosquitto.conf").write_text(brokerconf.render(spec))
+    conf = home / "mosquitto.conf"
+    conf.touch(mode=0o600)
+    conf.write_text(brokerconf.render(spec))
     settings = {"device": device, "broker_host": host, "broker_port": port,
                 "data_dir": str(home / "data"), **agent_settings}
     (home / "agent.yaml").write_text(yaml.safe_dump(settings, sort_keys=False))
@@ -120,7 +144,7 @@ def start_agent(home: Path) -> subprocess.Popen[bytes]:
     )
 
 
-def wait_ready(devices: list[VirtualDevice], timeout_s: float) -> None:
+def wait_ready(devices: list[VirtualDevice], timeout_s: float, listen_s: float = 0.5) -> None:
     """Return once each device's status, as seen on every broker, lists all the others."""
     deadline = time.monotonic() + timeout_s
     names = {d.device for d in devices}
@@ -131,7 +155,7 @@ def wait_ready(devices: list[VirtualDevice], timeout_s: float) -> None:
                 raise MeshError(f"agent of {dev.device} exited; see {dev.directory}/agent.log")
         missing = {}
         for dev in devices:
-            seen = {s["device"]: s for s in read_statuses(dev.host, dev.port, wait_s=0.5) if s.get("online")}
+            seen = {s["device"]: s for s in read_statuses(dev.host, dev.port, wait_s=listen_s) if s.get("online")}
             for name in names:
                 peers = set(seen.get(name, {}).get("peers", []))
                 if name not in seen:
@@ -175,8 +199,11 @@ def status(directory: Path) -> list[dict[str, Any]]:
 
 
 def down(directory: Path) -> list[int]:
-    """Stop every process of the mesh; returns the pids that had to be killed."""
-    return _stop_all(load(directory))
+    """Stop every process of the mesh, its hub's last; returns the device pids that had to be killed."""
+    killed = _stop_all(load(directory))
+    from edge_agent import hubmesh
+    hubmesh.stop_hub(directory)
+    return killed
 
 
 def _stop_all(devices: list[VirtualDevice]) -> list[int]:

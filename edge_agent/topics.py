@@ -84,3 +84,34 @@ def device_of(topic: str) -> str | None:
 def bridge_patterns(self_device: str, peer: str) -> list[str]:
     """The topic patterns a bridge from self_device's broker to peer's broker forwards (out)."""
     return [f"{NAMESPACE}/to/{check_device(peer)}/#", f"{NAMESPACE}/from/{check_device(self_device)}/#"]
+
+
+# The hub topology: each board's broker has one bridge, to a clustered broker, instead of one per
+# peer. A cluster speaking plain MQTT 3.1.1 (no bridge mode, no no-local) sends a subscriber its own
+# publications back; two remapped topic lines keep that echo off the board's real topics.
+HUB_SELF = f"{NAMESPACE}/self"
+"""Remote tree where a board's work addressed to itself lands on the hub: subscribed by no one."""
+HUB_ECHO = f"{NAMESPACE}/echo"
+"""Local tree where the hub's echo of a board's own `from/` messages lands: read by no agent."""
+
+
+def hub_routes(device: str) -> list[tuple[str, str, str, str]]:
+    """The bridge to the hub, as (pattern, direction, local prefix, remote prefix) topic lines.
+
+    Out: everything this board publishes as itself, and everything it addresses to others. Its
+    work addressed to itself also matches `to/+/#`; the first line remaps it to `self/<device>/`
+    on the hub, where nothing subscribes, so it never comes back as if a peer had sent it.
+    In: what is addressed to this board, and what everyone publishes as itself (statuses and
+    progress), as a full mesh delivers it; this board's own `from/` messages, echoed by the hub,
+    are remapped by the last line to `echo/<device>/`.
+    mosquitto remaps with the first prefixed line that matches, in either direction.
+    """
+    check_device(device)
+    return [
+        ("#", "out", f"{NAMESPACE}/to/{device}/", f"{HUB_SELF}/{device}/"),
+        (f"{NAMESPACE}/to/+/#", "out", "", ""),
+        (f"{NAMESPACE}/from/{device}/#", "out", "", ""),
+        (f"{NAMESPACE}/to/{device}/#", "in", "", ""),
+        (f"{NAMESPACE}/from/+/#", "in", "", ""),
+        ("#", "in", f"{HUB_ECHO}/{device}/", f"{NAMESPACE}/from/{device}/"),
+    ]

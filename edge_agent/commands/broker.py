@@ -7,22 +7,35 @@ from typing import Any
 import click
 import yaml
 
-from edge_agent import brokerconf
+from edge_agent import brokerconf, hubconf
 from edge_agent.errors import ConfigError
 
 
 def spec_from(data: dict[str, Any]) -> brokerconf.BrokerSpec:
     try:
         tls = data.pop("tls", None)
+        hub = data.pop("hub", None)
         return brokerconf.BrokerSpec(
             listeners=[brokerconf.Listener(**li) for li in data.pop("listeners")],
             peers=[brokerconf.PeerBroker(**p) for p in data.pop("peers", [])],
             tls=brokerconf.TlsFiles(**tls) if tls else None,
+            hub=_hub_from(hub) if hub else None,
             restart_timeout=tuple(data.pop("restart_timeout", (2, 20))),  # type: ignore[arg-type]
             **data,
         )
     except (TypeError, KeyError) as err:
         raise ConfigError(f"invalid broker spec: {err}") from None
+
+
+def _hub_from(data: dict[str, Any]) -> brokerconf.HubBridge:
+    """The `hub` mapping of a spec: nodes as "host:port" strings, username and password."""
+    nodes = []
+    for address in data.pop("nodes"):
+        host, sep, port = str(address).rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"invalid hub node address {address!r}: expected host:port")
+        nodes.append((host, int(port)))
+    return brokerconf.HubBridge(nodes=nodes, **data)
 
 
 def _read_yaml(source: str) -> dict[str, Any]:
@@ -80,6 +93,18 @@ def acl(spec: str) -> None:
     parsed, local_users = _spec_and_users(spec)
     peers = [p.device for p in parsed.peers]
     click.echo(_checked(brokerconf.render_acl, parsed.device, peers, local_users), nl=False)
+
+
+@broker.command("hub-definitions")
+@click.argument("users", default="-")
+def hub_definitions(users: str) -> None:
+    """Print RabbitMQ definitions (users, permissions, topic permissions) for the hub topology.
+
+    USERS is a YAML mapping device: password (default: stdin); load the output on every node of
+    the cluster with `rabbitmqctl import_definitions FILE` (or load_definitions in rabbitmq.conf).
+    """
+    data = _read_yaml(users)
+    click.echo(_checked(hubconf.render_definitions, {str(k): str(v) for k, v in data.items()}), nl=False)
 
 
 @broker.command()

@@ -42,11 +42,17 @@ def mesh() -> None:
 @click.option("--port", type=click.IntRange(1, 65535), default=1883, show_default=True)
 @click.option("--set", "settings", multiple=True, metavar="KEY=VALUE", help="Any agent setting, for every device.")
 @click.option("--timeout", "timeout_s", type=float, default=120.0, show_default=True)
+@click.option("--topology", type=click.Choice(["full", "hub"]), default="full", show_default=True,
+              help="full: every broker bridged to every other; hub: each bridged to a RabbitMQ cluster.")
+@click.option("--hub-nodes", type=click.IntRange(1, 9), default=3, show_default=True,
+              help="Nodes of the local RabbitMQ cluster (topology hub).")
+@click.option("--hub-base", default="127.0.2", show_default=True, help="Hub node i listens on HUB_BASE.i")
 def up(devices: int, model: str, directory: str, engine: str, fake_seconds: float, address_base: str,
-       port: int, settings: tuple[str, ...], timeout_s: float) -> None:
+       port: int, settings: tuple[str, ...], timeout_s: float, topology: str, hub_nodes: int, hub_base: str) -> None:
     """Start N brokers and N agents; return once every device sees every other."""
     started = localmesh.up(devices, Path(directory).resolve(), agent_settings(model, engine, fake_seconds, settings),
-                           address_base, port, timeout_s)
+                           address_base, port, timeout_s, hub_nodes=hub_nodes if topology == "hub" else 0,
+                           hub_base=hub_base)
     for d in started:
         click.echo(f"{d.device}  {d.broker}  broker pid {d.broker_pid}  agent pid {d.agent_pid}")
     click.echo(f"mesh of {len(started)} devices is up; stop it with: edge-agent mesh down --dir {directory}", err=True)

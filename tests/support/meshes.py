@@ -59,17 +59,20 @@ def need_mosquitto() -> None:
 
 @contextlib.contextmanager
 def running_mesh(root: Path, count: int, engine: str = "llama", fake_seconds: float = 0.3,
-                 admission: str = "accept", **settings: Any) -> Iterator[list[VirtualDevice]]:
+                 admission: str = "accept", hub_nodes: int = 0, hub_base: str = "",
+                 **settings: Any) -> Iterator[list[VirtualDevice]]:
     """A mesh of count devices, taken down however the test ends.
 
     Its agents run every job as asked (admission "accept"): admission control, which may lighten
     a job on a busy machine, has tests of its own; elsewhere the algorithm's exact shape is tested.
+    With hub_nodes, the devices bridge to a RabbitMQ cluster of that many nodes on hub_base.
     """
     need_mosquitto()
     extra = tuple(f"{k}={v}" for k, v in {"admission": admission, **settings}.items())
     model = MODEL if engine == "llama" else "fake"
+    hub = {"hub_nodes": hub_nodes, "hub_base": hub_base or address_block()} if hub_nodes else {}
     devices = localmesh.up(count, root, agent_settings(model, engine, fake_seconds, extra),
-                           address_base=address_block(), timeout_s=90)
+                           address_base=address_block(), timeout_s=180 if hub_nodes else 90, **hub)
     try:
         yield devices
     finally:
