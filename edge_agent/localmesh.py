@@ -29,6 +29,9 @@ import yaml
 
 from edge_agent import brokerconf
 from edge_agent.errors import MeshError
+from edge_agent.procgroup import alive as _alive
+from edge_agent.procgroup import reap as _reap
+from edge_agent.procgroup import signal_group as _signal
 from edge_agent.statusread import read_statuses
 
 MESH_FILE = "mesh.json"
@@ -223,43 +226,6 @@ def _stop_all(devices: list[VirtualDevice]) -> list[int]:
         for pid in live:
             _reap(pid)
     return killed
-
-
-def _signal(pid: int, sig: int) -> None:
-    # Each process was started as its own session leader, so its group id is its pid: the
-    # whole group goes (an agent's model worker too), and a pid reused by an unrelated
-    # process, which leads no group of that id, is left alone.
-    try:
-        os.killpg(pid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _alive(pid: int) -> bool:
-    if not pid:
-        return False
-    try:
-        done, _ = os.waitpid(pid, os.WNOHANG)
-        if done == pid:
-            return False
-    except ChildProcessError:
-        pass
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    try:
-        with open(f"/proc/{pid}/stat") as fh:
-            return fh.read().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
-def _reap(pid: int) -> None:
-    try:
-        os.waitpid(pid, os.WNOHANG)
-    except ChildProcessError:
-        pass
 
 
 def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 10) -> None:

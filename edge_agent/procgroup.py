@@ -8,8 +8,6 @@ import time
 
 import psutil
 
-from edge_agent.localmesh import _alive
-
 
 def wait_gone(pids: list[int], timeout_s: float) -> None:
     """Wait until no live process is left in any of these process groups (beam.smp, erl_child_setup,
@@ -35,6 +33,9 @@ def members(pgids: list[int]) -> list[int]:
 
 
 def signal_group(pid: int, sig: int) -> None:
+    # Each process was started as its own session leader, so its group id is its pid: the
+    # whole group goes (an agent's model worker too), and a pid reused by an unrelated
+    # process, which leads no group of that id, is left alone.
     try:
         os.killpg(pid, sig)
     except (ProcessLookupError, PermissionError):
@@ -42,5 +43,28 @@ def signal_group(pid: int, sig: int) -> None:
 
 
 def alive(pid: int) -> bool:
-    """True while pid runs (and is not a zombie), as localmesh judges its own processes."""
-    return _alive(pid)
+    """True while pid runs and is not a zombie (a child of ours that ended is reaped here)."""
+    if not pid:
+        return False
+    try:
+        done, _ = os.waitpid(pid, os.WNOHANG)
+        if done == pid:
+            return False
+    except ChildProcessError:
+        pass
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def reap(pid: int) -> None:
+    try:
+        os.waitpid(pid, os.WNOHANG)
+    except ChildProcessError:
+        pass

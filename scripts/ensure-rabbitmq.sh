@@ -7,18 +7,9 @@ set -euo pipefail
 if [ -x /usr/lib/rabbitmq/bin/rabbitmq-server ] && command -v epmd >/dev/null 2>&1; then
   exit 0
 fi
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "rabbitmq-server is missing and this system has no apt-get: install rabbitmq-server yourself" >&2
-  exit 1
-fi
-if [ "$(id -u)" -eq 0 ]; then
-  SUDO=""
-elif sudo -n true 2>/dev/null; then
-  SUDO="sudo -n"
-else
-  echo "rabbitmq-server is missing; install it with: sudo apt-get install -y rabbitmq-server" >&2
-  exit 1
-fi
+# shellcheck source=scripts/apt-root.sh
+. "$(dirname "$0")/apt-root.sh"
+apt_root "rabbitmq-server"
 # policy-rc.d exit status 101 = "action forbidden": the package installs without starting its service.
 policy=/usr/sbin/policy-rc.d
 saved=""
