@@ -7,9 +7,11 @@ import os
 import shutil
 
 # Before the lab package is imported: its paths are read from the environment at import time.
-os.environ["LAB_NAME"] = "dmoa-labtest"
-os.environ["LAB_STATE_DIR"] = "/var/tmp/dmoa-labtest"
-os.environ["LAB_OUT_DIR"] = "/var/tmp/dmoa-labtest/out"
+# LAB_TEST_NAME lets two checkouts run their lab tests on one host at once.
+_name = os.environ.get("LAB_TEST_NAME", "dmoa-labtest")
+os.environ["LAB_NAME"] = _name
+os.environ["LAB_STATE_DIR"] = f"/var/tmp/{_name}"
+os.environ["LAB_OUT_DIR"] = f"/var/tmp/{_name}/out"
 
 import pytest  # noqa: E402
 from labharness import BOARDS, Play  # noqa: E402
