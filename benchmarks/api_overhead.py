@@ -28,8 +28,8 @@ import time
 import httpx
 from apiserve import KEY, served_mesh
 
-from edge_agent.client import SubmitClient
-from edge_agent.mesh import BrokerAddress
+from edge_agent.client.submit import SubmitClient
+from edge_agent.wire.mqtt import BrokerAddress
 
 PROMPT = "Why run small language models on single-board computers?"
 

@@ -14,9 +14,8 @@ from pathlib import Path
 
 import httpx
 
-from edge_agent import localmesh
-from edge_agent.commands.mesh import agent_settings
-from edge_agent.localmesh import VirtualDevice
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import VirtualDevice, agent_settings
 
 KEY = "benchmark-key-0123456789abcdef"
 MODEL = "smollm2-135m-instruct-q4_1"

@@ -30,10 +30,11 @@ from typing import Any
 
 import psutil
 
-from edge_agent import hubmesh, localmesh
-from edge_agent.client import SubmitClient
-from edge_agent.commands.mesh import agent_settings
-from edge_agent.mesh import BrokerAddress
+from edge_agent.client.submit import SubmitClient
+from edge_agent.ops import localhub as hubmesh
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import agent_settings
+from edge_agent.wire.mqtt import BrokerAddress
 
 
 def group(pgid: int) -> list[psutil.Process]:

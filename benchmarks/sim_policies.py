@@ -18,8 +18,8 @@ import json
 from dataclasses import replace
 from pathlib import Path
 
-from edge_agent.sim import SimConfig, simulate
-from edge_agent.simsweep import largest_stable_rate, sweep, write_csv, write_plot
+from edge_agent.theory.simulator import SimConfig, simulate
+from edge_agent.theory.sweep import largest_stable_rate, sweep, write_csv, write_plot
 
 MIXED = (1.0,) * 4 + (2.0,) * 4
 SWEEP_RATIOS = (0.5, 0.7, 0.9, 1.0, 1.1, 1.2, 1.3, 1.4, 1.5, 1.6)

@@ -8,7 +8,7 @@ the arrival process never waits for an answer. Each device's queue (the
 status's `queue`: its queued and running tasks, which is what the simulator
 counts too) is sampled from the statuses the agents publish every 0.5 s and
 after every task; the time-average over the point's window after a warm-up
-is compared with edge_agent.sim for the same n, M, k, α and λ:
+is compared with edge_agent.theory.simulator for the same n, M, k, α and λ:
 
 - "sim α": independent runs (Poisson arrivals, `--reps` seeds) of the same
   length and warm-up, so both sides share the start from empty queues;
@@ -51,16 +51,16 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent import localmesh, topics
-from edge_agent.client import SubmitClient
-from edge_agent.commands.mesh import agent_settings
+from edge_agent.client.status import observer_id
+from edge_agent.client.submit import SubmitClient
 from edge_agent.errors import EdgeAgentError, ProtocolError
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress, MeshClient
-from edge_agent.protocol import Status, decode
-from edge_agent.sim import SimConfig, SimResult, is_bounded, simulate
-from edge_agent.stability import lambda_star
-from edge_agent.statusread import observer_id
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import VirtualDevice, agent_settings
+from edge_agent.theory.simulator import SimConfig, SimResult, is_bounded, simulate
+from edge_agent.theory.stability import lambda_star
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Status, decode
+from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 GRID_S = 0.25  # resolution of the mean-over-devices queue series (growth fit, plot)
 

@@ -39,11 +39,11 @@ from typing import Any
 from textual import events
 from textual.widgets.data_table import CellDoesNotExist
 
-from edge_agent import topics
-from edge_agent.mesh import BrokerAddress, MeshClient
-from edge_agent.protocol import Progress, Status
 from edge_agent.tui.app import MeshApp, make_app
 from edge_agent.tui.widgets.devices import DevicesTable
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Progress, Status
+from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 HOST, PORT = "127.0.20.200", 1883
 DEVICES = [f"bench-{i:02d}" for i in range(1, 17)]

@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from edge_agent import topics
-from edge_agent.admission import MODES as ADMISSION_MODES
 from edge_agent.errors import ConfigError
-from edge_agent.peerchoice import POLICIES
+from edge_agent.node.admission import MODES as ADMISSION_MODES
+from edge_agent.theory.peerchoice import POLICIES
+from edge_agent.wire import topics
 
 DEFAULT_INSTRUCTION = (
     "Several assistants have answered the user's request below; their numbered answers follow. "

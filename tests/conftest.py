@@ -9,7 +9,7 @@ import pytest
 from support.meshes import MODEL
 
 from edge_agent.errors import ModelError
-from edge_agent.models import card, verify
+from edge_agent.ops.modelcards import card, verify
 
 # Suites whose every test starts processes: brokers, agents, ansible-playbook, boards.
 PROCESS_SUITES = ("integration", "e2e", "ansible", "lab")

@@ -13,9 +13,9 @@ from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
-from edge_agent.client import SubmitClient, new_job_id
+from edge_agent.client.submit import SubmitClient, new_job_id
 from edge_agent.errors import EdgeAgentError
-from edge_agent.protocol import Progress, Status, Turn
+from edge_agent.wire.messages import Progress, Status, Turn
 
 Event = tuple[str, object]
 """('progress', Progress) | ('token', str) | ('answer', Answer) | ('error', EdgeAgentError)"""

@@ -23,9 +23,9 @@ from edge_agent.api import names, schemas
 from edge_agent.api.backend import Event, Job, JobSpec, MeshBackend
 from edge_agent.api.errors import ApiError, describe
 from edge_agent.api.metrics import ApiMetrics
-from edge_agent.commands.submit import describe as describe_progress
+from edge_agent.client.progress import describe as describe_progress
 from edge_agent.errors import EdgeAgentError, JobError, ProtocolError
-from edge_agent.protocol import Answer, Progress
+from edge_agent.wire.messages import Answer, Progress
 
 RETRY_AFTER_S = 5
 STATUS_OF_REASON = {"invalid": 400, "overloaded": 503, "failed": 502}

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from edge_agent.protocol import Status
+from edge_agent.wire.messages import Status
 
 DMOA = "dmoa"
 EXPLICIT = re.compile(r"^dmoa-m(\d{1,2})k(\d{1,2})$")

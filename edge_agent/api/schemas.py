@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictFloat, StrictInt, StrictStr
 
-from edge_agent.protocol import MAX_TASK_TOKENS, Answer, Turn
+from edge_agent.wire.messages import MAX_TASK_TOKENS, Answer, Turn
 
 
 class TextPart(BaseModel):

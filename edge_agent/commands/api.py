@@ -36,8 +36,8 @@ def api(config_path: str | None, host: str | None, port: int | None, log_level: 
 
     from edge_agent.api.app import ApiSettings, create_app
     from edge_agent.api.backend import MeshBackend
-    from edge_agent.client import SubmitClient
-    from edge_agent.mesh import BrokerAddress, Credentials
+    from edge_agent.client.submit import SubmitClient
+    from edge_agent.wire.mqtt import BrokerAddress, Credentials
 
     password = read_secret(cfg.broker_password_file, "broker password") if cfg.broker_password_file else ""
     credentials = Credentials(cfg.broker_username, password, cfg.tls_ca, cfg.tls_cert, cfg.tls_key)

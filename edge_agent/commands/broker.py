@@ -7,35 +7,8 @@ from typing import Any
 import click
 import yaml
 
-from edge_agent import brokerconf, hubconf
 from edge_agent.errors import ConfigError
-
-
-def spec_from(data: dict[str, Any]) -> brokerconf.BrokerSpec:
-    try:
-        tls = data.pop("tls", None)
-        hub = data.pop("hub", None)
-        return brokerconf.BrokerSpec(
-            listeners=[brokerconf.Listener(**li) for li in data.pop("listeners")],
-            peers=[brokerconf.PeerBroker(**p) for p in data.pop("peers", [])],
-            tls=brokerconf.TlsFiles(**tls) if tls else None,
-            hub=_hub_from(hub) if hub else None,
-            restart_timeout=tuple(data.pop("restart_timeout", (2, 20))),  # type: ignore[arg-type]
-            **data,
-        )
-    except (TypeError, KeyError) as err:
-        raise ConfigError(f"invalid broker spec: {err}") from None
-
-
-def _hub_from(data: dict[str, Any]) -> brokerconf.HubBridge:
-    """The `hub` mapping of a spec: nodes as "host:port" strings, username and password."""
-    nodes = []
-    for address in data.pop("nodes"):
-        host, sep, port = str(address).rpartition(":")
-        if not sep or not port.isdigit():
-            raise ConfigError(f"invalid hub node address {address!r}: expected host:port")
-        nodes.append((host, int(port)))
-    return brokerconf.HubBridge(nodes=nodes, **data)
+from edge_agent.ops import brokerconf, hubconf
 
 
 def _read_yaml(source: str) -> dict[str, Any]:
@@ -59,7 +32,7 @@ def _read_yaml(source: str) -> dict[str, Any]:
 def _spec_and_users(source: str) -> tuple[brokerconf.BrokerSpec, list[str]]:
     data = _read_yaml(source)
     local_users = list(data.pop("local_users", []))
-    return spec_from(data), local_users
+    return brokerconf.spec_from(data), local_users
 
 
 def _checked(render: Any, *args: Any) -> str:

@@ -9,7 +9,7 @@ from typing import Any, TypeVar
 import click
 
 from edge_agent.config import read_secret
-from edge_agent.mesh import BrokerAddress, Credentials
+from edge_agent.wire.mqtt import BrokerAddress, Credentials
 
 F = TypeVar("F", bound=Callable[..., Any])
 DEFAULT_BROKER = os.environ.get("EDGE_AGENT_BROKER", "127.0.0.1:1883")

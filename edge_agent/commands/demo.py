@@ -5,12 +5,12 @@ from pathlib import Path
 
 import click
 
-from edge_agent import localmesh
-from edge_agent.client import SubmitClient
-from edge_agent.commands.mesh import agent_settings
-from edge_agent.commands.submit import describe
-from edge_agent.mesh import BrokerAddress
-from edge_agent.protocol import Progress
+from edge_agent.client.progress import describe
+from edge_agent.client.submit import SubmitClient
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import agent_settings
+from edge_agent.wire.messages import Progress
+from edge_agent.wire.mqtt import BrokerAddress
 
 DEFAULT_PROMPT = "Give three reasons to run small language models on single-board computers."
 

@@ -2,29 +2,10 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any
 
 import click
-import yaml
 
-from edge_agent import localmesh
-from edge_agent.errors import ConfigError
-
-# Settings that suit several agents sharing one small machine.
-LOCAL_DEFAULTS: dict[str, Any] = {
-    "n_threads": 1, "max_tokens": 96, "n_ctx": 2048, "keepalive_s": 5, "status_interval_s": 1.0,
-    "peer_stale_s": 6.0, "task_timeout_s": 60.0,
-}
-
-
-def agent_settings(model: str, engine: str, fake_seconds: float, settings: tuple[str, ...]) -> dict[str, Any]:
-    values: dict[str, Any] = {**LOCAL_DEFAULTS, "engine": engine, "model": model, "fake_seconds": fake_seconds}
-    for item in settings:
-        key, sep, raw = item.partition("=")
-        if not sep or not key:
-            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
-        values[key.strip()] = yaml.safe_load(raw)
-    return values
+from edge_agent.ops import localmesh
 
 
 @click.group()
@@ -50,9 +31,9 @@ def mesh() -> None:
 def up(devices: int, model: str, directory: str, engine: str, fake_seconds: float, address_base: str,
        port: int, settings: tuple[str, ...], timeout_s: float, topology: str, hub_nodes: int, hub_base: str) -> None:
     """Start N brokers and N agents; return once every device sees every other."""
-    started = localmesh.up(devices, Path(directory).resolve(), agent_settings(model, engine, fake_seconds, settings),
-                           address_base, port, timeout_s, hub_nodes=hub_nodes if topology == "hub" else 0,
-                           hub_base=hub_base)
+    agent_settings = localmesh.agent_settings(model, engine, fake_seconds, settings)
+    started = localmesh.up(devices, Path(directory).resolve(), agent_settings, address_base, port, timeout_s,
+                           hub_nodes=hub_nodes if topology == "hub" else 0, hub_base=hub_base)
     for d in started:
         click.echo(f"{d.device}  {d.broker}  broker pid {d.broker_pid}  agent pid {d.agent_pid}")
     click.echo(f"mesh of {len(started)} devices is up; stop it with: edge-agent mesh down --dir {directory}", err=True)

@@ -5,7 +5,7 @@ from dataclasses import asdict
 
 import click
 
-from edge_agent import models as registry
+from edge_agent.ops import modelcards as registry
 
 
 def _bar(label: str):  # type: ignore[no-untyped-def]

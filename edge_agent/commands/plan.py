@@ -13,15 +13,15 @@ from typing import Any
 
 import click
 
-from edge_agent import stability
 from edge_agent.commands.common import broker_options, connection
 from edge_agent.errors import MeshError
-from edge_agent.mesh import BrokerAddress, Credentials
+from edge_agent.theory import stability
+from edge_agent.wire.mqtt import BrokerAddress, Credentials
 
 
 def alphas_from_mesh(broker: BrokerAddress, credentials: Credentials, wait_s: float) -> list[float]:
     """Mean inference times of the online devices that have published one."""
-    from edge_agent.statusread import read_statuses
+    from edge_agent.client.status import read_statuses
 
     statuses = read_statuses(broker.host, broker.port, wait_s, credentials)
     online = [s for s in statuses if s.get("online")]

@@ -15,6 +15,6 @@ from edge_agent.config import load_config
 def run(config_path: str | None, log_level: str) -> None:
     """Run the agent daemon: queue, model worker and mesh client, until SIGTERM."""
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    from edge_agent.agent import Agent
+    from edge_agent.node.agent import Agent
 
     Agent(load_config(config_path)).run()

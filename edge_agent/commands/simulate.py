@@ -9,11 +9,11 @@ from typing import cast
 
 import click
 
-from edge_agent import sim
 from edge_agent.errors import ConfigError
-from edge_agent.peerchoice import POLICIES, Policy
-from edge_agent.sim import SERVICES, Service, SimConfig, SimResult
-from edge_agent.stability import inferences_per_prompt, lambda_star, parse_alphas
+from edge_agent.theory import simulator as sim
+from edge_agent.theory.peerchoice import POLICIES, Policy
+from edge_agent.theory.simulator import SERVICES, Service, SimConfig, SimResult
+from edge_agent.theory.stability import inferences_per_prompt, lambda_star, parse_alphas
 
 DEFAULT_DURATION_IN_ALPHAS = 20_000
 
@@ -153,7 +153,7 @@ def simulate(
 
 
 def _sweep(config: SimConfig, ratios: list[float], out: Path, as_json: bool) -> None:
-    from edge_agent.simsweep import sweep, write_csv, write_plot
+    from edge_agent.theory.sweep import sweep, write_csv, write_plot
 
     points = sweep(config, ratios)
     out.mkdir(parents=True, exist_ok=True)

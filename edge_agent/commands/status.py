@@ -6,8 +6,8 @@ from typing import Any
 
 import click
 
+from edge_agent.client.status import read_statuses
 from edge_agent.commands.common import broker_options, connection
-from edge_agent.statusread import read_statuses
 
 COLUMNS = ("device", "online", "model", "queue", "busy", "alpha", "tokens_per_s", "rho", "cpu", "memory",
            "temperature", "peers")

@@ -52,14 +52,3 @@ class Engine(Protocol):
     n_ctx: int
 
     def complete(self, request: Request, on_token: TokenHook | None = None) -> Completion: ...
-
-
-def build_engine(spec: EngineSpec) -> Engine:
-    """Construct the engine a spec names; llama_cpp is imported only for 'llama'."""
-    if spec.kind == "fake":
-        from edge_agent.engine.fake import FakeEngine
-
-        return FakeEngine(spec)
-    from edge_agent.engine.llama import LlamaEngine
-
-    return LlamaEngine(spec)

@@ -7,8 +7,8 @@ conversations that fit or accepts ones the model then rejects.
 
 from __future__ import annotations
 
-from edge_agent.aggregation import TokenCounter, WhitespaceCounter
 from edge_agent.engine.base import EngineSpec
+from edge_agent.engine.prompts import TokenCounter, WhitespaceCounter
 from edge_agent.errors import ModelError
 
 

@@ -10,8 +10,8 @@ from __future__ import annotations
 import random
 import time
 
-from edge_agent.aggregation import WhitespaceCounter, build_messages
 from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook
+from edge_agent.engine.prompts import WhitespaceCounter, build_messages
 
 
 class FakeEngine:

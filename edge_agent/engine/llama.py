@@ -11,8 +11,8 @@ import os
 import time
 from typing import Any
 
-from edge_agent.aggregation import build_messages
 from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook
+from edge_agent.engine.prompts import build_messages
 from edge_agent.errors import ModelError
 
 

@@ -15,12 +15,23 @@ import time
 from multiprocessing.connection import Connection
 from typing import Any
 
-from edge_agent.engine.base import Completion, EngineSpec, Request, TokenHook, build_engine
+from edge_agent.engine.base import Completion, Engine, EngineSpec, Request, TokenHook
 from edge_agent.errors import EdgeAgentError, ModelError
 
 POLL_S = 0.2
 PR_SET_PDEATHSIG = 1
 
+
+
+def build_engine(spec: EngineSpec) -> Engine:
+    """Construct the engine a spec names; llama_cpp is imported only for 'llama'."""
+    if spec.kind == "fake":
+        from edge_agent.engine.fake import FakeEngine
+
+        return FakeEngine(spec)
+    from edge_agent.engine.llama import LlamaEngine
+
+    return LlamaEngine(spec)
 
 class WorkerCrashed(ModelError):
     """The worker process died while loading or serving."""

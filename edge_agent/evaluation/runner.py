@@ -17,7 +17,8 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
-from edge_agent.client import SubmitClient
+from edge_agent.client.status import read_statuses
+from edge_agent.client.submit import SubmitClient
 from edge_agent.errors import ConfigError, EdgeAgentError, MeshError
 from edge_agent.evaluation import arrivals
 from edge_agent.evaluation.configs import Config
@@ -37,9 +38,8 @@ from edge_agent.evaluation.records import (
     read_records,
     write_json,
 )
-from edge_agent.mesh import BrokerAddress, Credentials
-from edge_agent.protocol import Answer
-from edge_agent.statusread import read_statuses
+from edge_agent.wire.messages import Answer
+from edge_agent.wire.mqtt import BrokerAddress, Credentials
 
 
 @dataclass(frozen=True)

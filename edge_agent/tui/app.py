@@ -14,8 +14,7 @@ from textual.css.query import NoMatches
 from textual.widget import Widget
 from textual.widgets import Footer, Header, Input
 
-from edge_agent.client import SubmitClient, new_job_id
-from edge_agent.mesh import BrokerAddress, Credentials
+from edge_agent.client.submit import SubmitClient, new_job_id
 from edge_agent.tui.asker import Asker, Submitter
 from edge_agent.tui.feed import ANONYMOUS, MeshFeed
 from edge_agent.tui.messages import (
@@ -31,6 +30,7 @@ from edge_agent.tui.widgets.ask import AskPanel
 from edge_agent.tui.widgets.devices import DevicesTable
 from edge_agent.tui.widgets.jobs import JobsPanel
 from edge_agent.tui.widgets.stability import StabilityPanel
+from edge_agent.wire.mqtt import BrokerAddress, Credentials
 
 Clock = Callable[[], float]
 

@@ -13,13 +13,13 @@ from collections.abc import Callable
 from typing import Protocol
 
 from edge_agent.errors import EdgeAgentError
-from edge_agent.protocol import Answer
 from edge_agent.tui.feed import Target
 from edge_agent.tui.messages import AnswerReceived, SubmitFailed
+from edge_agent.wire.messages import Answer
 
 
 class Submitter(Protocol):
-    """What the TUI needs of edge_agent.client.SubmitClient."""
+    """What the TUI needs of edge_agent.client.submit.SubmitClient."""
 
     device: str
 

@@ -16,12 +16,12 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 from textual.message import Message
 
-from edge_agent import topics
+from edge_agent.client.status import observer_id
 from edge_agent.errors import MeshError, ProtocolError
-from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Progress, Status, decode
-from edge_agent.statusread import observer_id
 from edge_agent.tui.messages import ConnectionChanged, IdentityReceived, ProgressReceived, StatusReceived
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Progress, Status, decode
+from edge_agent.wire.mqtt import BrokerAddress, Credentials, MeshClient
 
 ANONYMOUS = Credentials()
 """No login, no TLS: a board's own broker on loopback."""

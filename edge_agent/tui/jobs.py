@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from edge_agent.protocol import Progress
+from edge_agent.wire.messages import Progress
 
 FINISHED = ("done", "failed")
 

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from textual.message import Message
 
-from edge_agent.protocol import Answer, Progress, Status
+from edge_agent.wire.messages import Answer, Progress, Status
 
 
 @dataclass

@@ -9,9 +9,9 @@ from __future__ import annotations
 from collections import deque
 from dataclasses import dataclass, field
 
-from edge_agent.protocol import Progress, Status
 from edge_agent.tui.jobs import JobTracker
 from edge_agent.tui.utilisation import Figures, figures
+from edge_agent.wire.messages import Progress, Status
 
 HISTORY = 40
 """Queue samples kept per device (one per status received)."""

@@ -10,7 +10,7 @@ rho = ((k+1)·M + 1) · lambda · alpha_max, stable while rho < 1. Inputs:
 Per device, rho uses that device's user rate, its heaviest configuration and
 alpha_max: the mesh's utilisation if every user behaved like this one. (The
 agents' own `rho` uses their own alpha instead; the panel shows the theorem's.)
-lambda and alpha_max come from edge_agent.stability.mesh_load, the same
+lambda and alpha_max come from edge_agent.theory.stability.mesh_load, the same
 figures admission control uses.
 """
 
@@ -19,8 +19,8 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from edge_agent.protocol import Status
-from edge_agent.stability import inferences_per_prompt, mesh_load, utilisation
+from edge_agent.theory.stability import inferences_per_prompt, mesh_load, utilisation
+from edge_agent.wire.messages import Status
 
 WARN = 0.8
 """rho at which the panel warns: queues grow fast as rho nears 1."""

@@ -8,7 +8,7 @@ import os
 import psutil
 from test_cli import run
 
-from edge_agent import hubcluster
+from edge_agent.ops import hubcluster
 
 
 def test_a_hub_mesh_comes_up_answers_and_goes_down_leaving_no_process(tmp_path):

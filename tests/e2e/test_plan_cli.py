@@ -10,11 +10,11 @@ from pathlib import Path
 import pytest
 from support.meshes import address_block
 
-from edge_agent import localmesh
-from edge_agent.client import SubmitClient
-from edge_agent.commands.mesh import agent_settings
-from edge_agent.mesh import BrokerAddress
-from edge_agent.statusread import read_statuses
+from edge_agent.client.status import read_statuses
+from edge_agent.client.submit import SubmitClient
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import agent_settings
+from edge_agent.wire.mqtt import BrokerAddress
 
 pytestmark = pytest.mark.e2e
 

@@ -110,9 +110,9 @@ def test_plan_reads_alphas_from_the_mesh(monkeypatch: pytest.MonkeyPatch) -> Non
         calls.append((host, port, wait_s))
         return statuses
 
-    fake = type(sys)("edge_agent.statusread")
+    fake = type(sys)("edge_agent.client.status")
     fake.read_statuses = read_statuses  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "edge_agent.statusread", fake)
+    monkeypatch.setitem(sys.modules, "edge_agent.client.status", fake)
     done = CliRunner().invoke(cli, ["plan", "--broker", "10.0.0.5:1883", "--wait", "1", "--rate", "0.05", "--json"])
     assert done.exit_code == 0, done.output
     assert calls == [("10.0.0.5", 1883, 1.0)]

@@ -16,7 +16,7 @@ import pytest
 from support.meshes import running_mesh
 
 from edge_agent.errors import ModelError
-from edge_agent.models import resolve_model
+from edge_agent.ops.modelcards import resolve_model
 
 REPO = Path(__file__).resolve().parents[2]
 ALPACA_FILE = REPO / ".." / "shared" / "data" / "alpaca_eval" / "gpt4_1106_preview_outputs.json"

@@ -13,8 +13,8 @@ from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 
-from edge_agent.client import SubmitClient
-from edge_agent.mesh import BrokerAddress
+from edge_agent.client.submit import SubmitClient
+from edge_agent.wire.mqtt import BrokerAddress
 
 pytestmark = [pytest.mark.integration, pytest.mark.timeout(180)]
 

@@ -7,7 +7,7 @@ from edge_agent.evaluation.configs import Config
 from edge_agent.evaluation.dataset import Prompt
 from edge_agent.evaluation.records import RecordLog, read_records
 from edge_agent.evaluation.runner import RunSettings, _submit
-from edge_agent.protocol import Answer, Inference
+from edge_agent.wire.messages import Answer, Inference
 
 PROMPT = Prompt(4, "Name three rivers.", "helpful_base")
 

@@ -8,7 +8,7 @@ import random
 from collections.abc import Callable, Iterator
 from typing import Any
 
-from edge_agent import topics
+from edge_agent.wire import topics
 
 TEMPLATES: dict[str, dict[str, Any]] = {
     "task": {"v": 1, "kind": "task", "task_id": "j1/1/edge-1/0", "job_id": "j1", "origin": "edge-1", "layer": 1,

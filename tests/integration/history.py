@@ -24,9 +24,9 @@ from pathlib import Path
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent import topics
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.protocol import Answer, Submit, decode, new_secret
+from edge_agent.ops.localmesh import VirtualDevice
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Submit, decode, new_secret
 
 
 @dataclass

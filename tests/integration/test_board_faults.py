@@ -18,8 +18,8 @@ import psutil
 import pytest
 from support.meshes import client_for, running_mesh, wait_for_status
 
-from edge_agent import localmesh
-from edge_agent.commands.mesh import agent_settings
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import agent_settings
 
 pytestmark = pytest.mark.faults
 

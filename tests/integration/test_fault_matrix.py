@@ -19,9 +19,10 @@ from history import Recorder, check
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import client_for, running_mesh, wait_for_status
 
-from edge_agent import localmesh, topics
-from edge_agent.protocol import Progress, Result, Status, Task, decode
-from edge_agent.stability import inferences_per_prompt
+from edge_agent.ops import localmesh
+from edge_agent.theory.stability import inferences_per_prompt
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Progress, Result, Status, Task, decode
 
 pytestmark = pytest.mark.faults
 

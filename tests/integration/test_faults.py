@@ -13,8 +13,8 @@ from pathlib import Path
 import psutil
 from support.meshes import client_for, running_mesh, wait_for_status
 
-from edge_agent import localmesh
-from edge_agent.protocol import Progress
+from edge_agent.ops import localmesh
+from edge_agent.wire.messages import Progress
 
 
 def test_a_peer_killed_mid_layer_is_replaced_and_the_job_completes(tmp_path, model_ready):

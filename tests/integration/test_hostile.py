@@ -17,13 +17,13 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import client_for, running_mesh, wait_for_status
 
-from edge_agent import topics
-from edge_agent.agent import Agent
+from edge_agent.client.status import read_statuses
 from edge_agent.config import load_config
 from edge_agent.errors import StorageError
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.protocol import Answer, Progress, Result, Submit
-from edge_agent.statusread import read_statuses
+from edge_agent.node.agent import Agent
+from edge_agent.ops.localmesh import VirtualDevice
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Progress, Result, Submit
 
 pytestmark = pytest.mark.faults
 

@@ -17,8 +17,9 @@ from history import Recorder, check
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import address_block, client_for, running_mesh
 
-from edge_agent import hubcluster, hubmesh, localmesh
-from edge_agent.commands.mesh import agent_settings
+from edge_agent.ops import hubcluster, localmesh
+from edge_agent.ops import localhub as hubmesh
+from edge_agent.ops.localmesh import agent_settings
 
 pytestmark = pytest.mark.timeout(420)
 HUB_BASE = address_block()

@@ -12,8 +12,8 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import client_for, running_mesh, wait_for_status
 
-from edge_agent import topics
-from edge_agent.statusread import read_statuses
+from edge_agent.client.status import read_statuses
+from edge_agent.wire import topics
 
 
 @pytest.fixture(scope="module")

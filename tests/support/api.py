@@ -13,7 +13,7 @@ from pathlib import Path
 
 import httpx
 
-from edge_agent.localmesh import VirtualDevice
+from edge_agent.ops.localmesh import VirtualDevice
 
 KEY = "test-key-" + "0123456789abcdef"
 

@@ -17,13 +17,13 @@ from typing import Any
 import paho.mqtt.client as mqtt
 import pytest
 
-from edge_agent import localmesh, topics
-from edge_agent.client import SubmitClient
-from edge_agent.commands.mesh import agent_settings
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress, MeshClient
-from edge_agent.protocol import Status, decode
-from edge_agent.statusread import observer_id
+from edge_agent.client.status import observer_id
+from edge_agent.client.submit import SubmitClient
+from edge_agent.ops import localmesh
+from edge_agent.ops.localmesh import VirtualDevice, agent_settings
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Status, decode
+from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 MODEL = "smollm2-135m-instruct-q4_1"
 FIRST, LAST = 100, 254

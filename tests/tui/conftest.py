@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 from support.meshes import running_mesh
 
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.protocol import Answer, Inference, Progress, Status
+from edge_agent.ops.localmesh import VirtualDevice
+from edge_agent.wire.messages import Answer, Inference, Progress, Status
 
 FROZEN = 1_700_000_000.0
 """The wall clock of every deterministic test."""

@@ -14,16 +14,16 @@ from click.testing import CliRunner
 from textual.message import Message
 
 from edge_agent.cli import cli
-from edge_agent.client import SubmitClient, new_job_id
-from edge_agent.localmesh import VirtualDevice
-from edge_agent.mesh import BrokerAddress
-from edge_agent.protocol import Answer
-from edge_agent.statusread import read_statuses
+from edge_agent.client.status import read_statuses
+from edge_agent.client.submit import SubmitClient, new_job_id
+from edge_agent.ops.localmesh import VirtualDevice
 from edge_agent.tui.app import make_app
 from edge_agent.tui.messages import AnswerReceived, ConnectionChanged, ProgressReceived
 from edge_agent.tui.widgets.ask import AskPanel
 from edge_agent.tui.widgets.devices import DevicesTable
 from edge_agent.tui.widgets.jobs import JobsPanel
+from edge_agent.wire.messages import Answer
+from edge_agent.wire.mqtt import BrokerAddress
 
 from .conftest import FROZEN, FakeSubmitter, progress, wait_for
 

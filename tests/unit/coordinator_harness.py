@@ -7,13 +7,13 @@ import random
 from pathlib import Path
 from typing import Any
 
-from edge_agent import topics
 from edge_agent.config import load_config
-from edge_agent.estimates import Estimator
-from edge_agent.moa import Coordinator
-from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Message, Result, Status, Submit, Task, decode
-from edge_agent.store import Store
+from edge_agent.node.coordinator import Coordinator
+from edge_agent.node.estimates import Estimator
+from edge_agent.node.peers import PeerTable
+from edge_agent.node.store import Store
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Message, Result, Status, Submit, Task, decode
 
 PEERS = ("edge-2", "edge-3", "edge-4")
 

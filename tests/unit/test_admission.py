@@ -6,8 +6,8 @@ import pytest
 
 from edge_agent.config import load_config
 from edge_agent.errors import ConfigError
-from edge_agent.estimates import Estimator
-from edge_agent.protocol import Answer, Status, Submit
+from edge_agent.node.estimates import Estimator
+from edge_agent.wire.messages import Answer, Status, Submit
 
 # Three peers at 1/3 prompt/s each, this device's user idle: mean λ over the 4 devices is 0.25/s.
 # With α_max = 1 s, ρ = J·0.25: M=2,k=2 (J=7) gives 1.75, M=1,k=2 (J=4) exactly 1.0, and the
@@ -190,7 +190,7 @@ def test_submit_prints_the_admission_note_even_when_quiet(monkeypatch):
 
 
 def test_the_decision_is_a_pure_function_of_the_statuses():
-    from edge_agent.admission import decide
+    from edge_agent.node.admission import decide
 
     busy = [Status(device=d, online=True, alpha=a, lam=lam) for d, (a, lam) in BUSY.items()]
     busy.append(Status(device="edge-1", online=True, alpha=0.5, lam=0.0))  # this device: idle user

@@ -1,6 +1,6 @@
 import pytest
 
-from edge_agent.aggregation import (
+from edge_agent.engine.prompts import (
     TRUNCATION_MARK,
     WhitespaceCounter,
     build_messages,

@@ -5,7 +5,7 @@ import pytest
 from edge_agent.api.chat import _checked
 from edge_agent.api.errors import ApiError
 from edge_agent.errors import JobError, MeshError, ProtocolError
-from edge_agent.protocol import Answer
+from edge_agent.wire.messages import Answer
 
 
 @pytest.mark.parametrize("value, status, retry", [

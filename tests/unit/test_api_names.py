@@ -3,7 +3,7 @@
 import pytest
 
 from edge_agent.api.names import Target, UnknownModel, listing, resolve
-from edge_agent.protocol import Status
+from edge_agent.wire.messages import Status
 
 MODEL = "smollm2-135m-instruct-q4_1"
 STATUSES = {d: Status(device=d, online=d != "edge-4", model=MODEL, layers=1, proposers=2,

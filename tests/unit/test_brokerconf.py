@@ -1,5 +1,5 @@
-from edge_agent import brokerconf
-from edge_agent.brokerconf import BrokerSpec, Listener, PeerBroker, TlsFiles
+from edge_agent.ops import brokerconf
+from edge_agent.ops.brokerconf import BrokerSpec, Listener, PeerBroker, TlsFiles
 
 
 def spec(**overrides):

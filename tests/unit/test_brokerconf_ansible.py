@@ -9,9 +9,9 @@ import pytest
 import yaml
 from click.testing import CliRunner
 
-from edge_agent import brokerconf
-from edge_agent.brokerconf import BrokerSpec, Listener, PeerBroker, TlsFiles
 from edge_agent.commands.broker import broker
+from edge_agent.ops import brokerconf
+from edge_agent.ops.brokerconf import BrokerSpec, Listener, PeerBroker, TlsFiles
 
 NS = "dmoa/v1"
 

@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from edge_agent import topics
-from edge_agent.aggregation import WhitespaceCounter, build_messages, check_fits
+from edge_agent.engine.prompts import WhitespaceCounter, build_messages, check_fits
 from edge_agent.errors import ModelError, ProtocolError
-from edge_agent.protocol import Chunk, Submit, Task, Turn, decode
-from edge_agent.streaming import Assembler, ChunkPublisher
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Chunk, Submit, Task, Turn, decode
+from edge_agent.wire.streaming import Assembler, ChunkPublisher
 
 
 def test_a_submit_with_a_conversation_round_trips():

@@ -1,6 +1,6 @@
 """One device id claimed by two live boards is noticed; a restart is not mistaken for one."""
 
-from edge_agent.claims import ClaimWatch
+from edge_agent.node.claims import ClaimWatch
 
 
 def test_a_restart_is_one_instance_giving_way_to_the_next():

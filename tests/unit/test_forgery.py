@@ -6,9 +6,9 @@ import json
 import pytest
 from coordinator_harness import Harness
 
-from edge_agent import topics
 from edge_agent.errors import ProtocolError
-from edge_agent.protocol import Answer, Result, Submit
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Result, Submit
 
 
 def forged(task, device, text="FORGED", secret=""):

@@ -8,9 +8,9 @@ import re
 import pytest
 from click.testing import CliRunner
 
-from edge_agent import brokerconf, hubconf
-from edge_agent.brokerconf import BrokerSpec, HubBridge, Listener, PeerBroker
 from edge_agent.cli import cli as main
+from edge_agent.ops import brokerconf, hubconf
+from edge_agent.ops.brokerconf import BrokerSpec, HubBridge, Listener, PeerBroker
 
 NODES = [("10.0.0.1", 8883), ("10.0.0.2", 8883), ("10.0.0.3", 8883)]
 

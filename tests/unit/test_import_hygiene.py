@@ -4,9 +4,9 @@ import subprocess
 import sys
 
 CORE = [
-    "edge_agent.agent", "edge_agent.cli", "edge_agent.client", "edge_agent.moa", "edge_agent.mesh",
-    "edge_agent.store", "edge_agent.protocol", "edge_agent.localmesh", "edge_agent.engine.worker",
-    "edge_agent.engine.base", "edge_agent.commands.submit", "edge_agent.commands.run",
+    "edge_agent.node.agent", "edge_agent.cli", "edge_agent.client.submit", "edge_agent.node.coordinator",
+    "edge_agent.wire.mqtt", "edge_agent.node.store", "edge_agent.wire.messages", "edge_agent.ops.localmesh",
+    "edge_agent.engine.worker", "edge_agent.engine.base", "edge_agent.commands.submit", "edge_agent.commands.run",
     "edge_agent.commands.status", "edge_agent.commands.mesh",
 ]
 
@@ -19,7 +19,7 @@ EDGE_ONLY = ("textual", "llama_cpp", "fastapi", "starlette", "uvicorn", "sse_sta
 def test_core_modules_import_neither_textual_nor_llama_cpp_nor_the_web_stack():
     code = (
         "import importlib, sys\n"
-        f"for name in {CORE + ['edge_agent.streaming', 'edge_agent.engine.counter']!r}: "
+        f"for name in {CORE + ['edge_agent.wire.streaming', 'edge_agent.engine.counter']!r}: "
         "importlib.import_module(name)\n"
         f"bad = sorted(m for m in sys.modules if m.split('.')[0] in {EDGE_ONLY!r})\n"
         "print(','.join(bad))\n"

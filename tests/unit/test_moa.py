@@ -4,8 +4,8 @@
 import pytest
 from coordinator_harness import Harness
 
-from edge_agent import topics
-from edge_agent.protocol import Answer, Result, Status, Submit
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Result, Status, Submit
 
 
 @pytest.mark.parametrize("layers, proposers", [(0, 0), (0, 2), (1, 1), (1, 2), (2, 1), (2, 2), (3, 3)])

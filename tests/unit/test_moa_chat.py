@@ -3,7 +3,7 @@ budget and alone is streamed, and a conversation that cannot fit is refused up f
 
 from coordinator_harness import Harness
 
-from edge_agent.protocol import Answer, Submit, Task, Turn
+from edge_agent.wire.messages import Answer, Submit, Task, Turn
 
 CONVERSATION = [Turn("system", "Be brief."), Turn("user", "Hi"), Turn("assistant", "Hello!"),
                 Turn("user", "Name a colour.")]

@@ -2,9 +2,9 @@ import hashlib
 
 import pytest
 
-from edge_agent import models
 from edge_agent.errors import ModelError
-from edge_agent.models import ModelCard
+from edge_agent.ops import modelcards as models
+from edge_agent.ops.modelcards import ModelCard
 
 
 def local_card(tmp_path, sha256=None, data=b"GGUF fake weights"):

@@ -2,8 +2,8 @@
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.outbox import Outbox
-from edge_agent.store import Store
+from edge_agent.node.outbox import Outbox
+from edge_agent.node.store import Store
 
 
 class Info:

@@ -3,7 +3,7 @@ from collections import Counter
 
 import pytest
 
-from edge_agent.peerchoice import PeerLoad, choose_peers
+from edge_agent.theory.peerchoice import PeerLoad, choose_peers
 
 
 def _peers(*loads: tuple[int, float]) -> list[PeerLoad]:

@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from edge_agent import topics
 from edge_agent.errors import ProtocolError
-from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, decode
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Inference, Progress, Result, Status, Submit, Task, decode
 
 
 def task(**overrides):

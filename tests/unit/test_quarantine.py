@@ -5,9 +5,9 @@ import sqlite3
 
 import pytest
 
-from edge_agent.protocol import Task
-from edge_agent.quarantine import damage, quarantine_if_damaged
-from edge_agent.store import Store
+from edge_agent.node.quarantine import damage, quarantine_if_damaged
+from edge_agent.node.store import Store
+from edge_agent.wire.messages import Task
 
 
 def filled_store(path, tasks=200):

@@ -5,7 +5,7 @@ import paho.mqtt.client as mqtt
 import pytest
 
 from edge_agent.errors import ProtocolError, StorageError
-from edge_agent.mesh import BrokerAddress, MeshClient
+from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 
 class Recorder:

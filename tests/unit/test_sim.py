@@ -5,9 +5,9 @@ from dataclasses import replace
 import pytest
 
 from edge_agent.errors import ConfigError
-from edge_agent.sim import SimConfig, simulate
-from edge_agent.simsweep import largest_stable_rate, sweep, write_csv
-from edge_agent.stability import predicted_latency
+from edge_agent.theory.simulator import SimConfig, simulate
+from edge_agent.theory.stability import predicted_latency
+from edge_agent.theory.sweep import largest_stable_rate, sweep, write_csv
 
 HETERO = (1.0,) * 4 + (2.0,) * 4  # half the boards twice as slow
 

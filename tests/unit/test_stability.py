@@ -3,8 +3,7 @@ import math
 import pytest
 
 from edge_agent.errors import ConfigError
-from edge_agent.protocol import Status
-from edge_agent.stability import (
+from edge_agent.theory.stability import (
     PlanRow,
     default_configs,
     device_rho,
@@ -20,6 +19,7 @@ from edge_agent.stability import (
     richest_fit,
     utilisation,
 )
+from edge_agent.wire.messages import Status
 
 
 @pytest.mark.parametrize(("layers", "proposers", "expected"), [(0, 0, 1), (0, 3, 1), (1, 1, 3), (2, 2, 7), (2, 3, 9)])
@@ -146,7 +146,7 @@ def test_stability_imports_nothing_heavy() -> None:
     import subprocess
     import sys
 
-    code = ("import sys, edge_agent.stability, edge_agent.estimates\n"
+    code = ("import sys, edge_agent.theory.stability, edge_agent.node.estimates\n"
             "print(','.join(sorted(m for m in sys.modules if m.split('.')[0] in ('numpy', 'matplotlib'))))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""

@@ -4,8 +4,8 @@ import time
 import pytest
 
 from edge_agent.errors import DiskFull, StorageError
-from edge_agent.protocol import Result, Submit, Task
-from edge_agent.store import SCHEMA, DispatchRow, Store, is_storage_failure
+from edge_agent.node.store import SCHEMA, DispatchRow, Store, is_storage_failure
+from edge_agent.wire.messages import Result, Submit, Task
 
 
 def task(n):

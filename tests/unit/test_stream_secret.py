@@ -4,9 +4,9 @@ import queue
 import threading
 import types
 
-from edge_agent.client import SubmitClient
-from edge_agent.protocol import Answer, Chunk
-from edge_agent.streaming import Assembler
+from edge_agent.client.submit import SubmitClient
+from edge_agent.wire.messages import Answer, Chunk
+from edge_agent.wire.streaming import Assembler
 
 SECRET = "ab" * 16
 

@@ -12,8 +12,8 @@ from textual.binding import Binding, BindingType
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.widgets import Input, Label, Static
 
-from edge_agent.protocol import Answer
 from edge_agent.tui.widgets import cells
+from edge_agent.wire.messages import Answer
 
 KEEP = 3
 

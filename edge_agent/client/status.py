@@ -11,10 +11,10 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 
-from edge_agent import topics
 from edge_agent.errors import ProtocolError
-from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import Status, decode
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Status, decode
+from edge_agent.wire.mqtt import BrokerAddress, Credentials, MeshClient
 
 _counter = itertools.count()
 

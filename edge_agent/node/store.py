@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from edge_agent.errors import DiskFull, ProtocolError, StorageError
-from edge_agent.protocol import Result, Submit, Task, decode
+from edge_agent.wire.messages import Result, Submit, Task, decode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.protocol import Status
-from edge_agent.stability import inferences_per_prompt, mesh_load, richest_fit
+from edge_agent.theory.stability import inferences_per_prompt, mesh_load, richest_fit
+from edge_agent.wire.messages import Status
 
 MODES = ("degrade", "reject", "accept")
 

@@ -1,6 +1,6 @@
 """Discrete-event simulator of a DMoA mesh.
 
-It checks Theorem 1 (see edge_agent.stability) and compares peer-choice
+It checks Theorem 1 (see edge_agent.theory.stability) and compares peer-choice
 policies without boards. Each of n devices has one user submitting prompts as
 a Poisson process of rate λ and one FCFS queue with a single server (the
 model). A prompt at origin o runs M layers; layer m sends one task to o and
@@ -37,8 +37,8 @@ from dataclasses import asdict, dataclass, replace
 from typing import Literal
 
 from edge_agent.errors import ConfigError
-from edge_agent.peerchoice import POLICIES, PeerLoad, Policy, choose_peers
-from edge_agent.stability import lambda_star
+from edge_agent.theory.peerchoice import POLICIES, PeerLoad, Policy, choose_peers
+from edge_agent.theory.stability import lambda_star
 
 Service = Literal["exponential", "deterministic", "replay"]
 SERVICES: tuple[Service, ...] = ("exponential", "deterministic", "replay")

@@ -11,7 +11,7 @@ misses its deadline, fails, or whose device goes offline is re-sent once to
 another live peer; after that the layer goes on without it and the job is
 marked degraded.
 
-Admission control is edge_agent/admission.py; the coordinator applies its decision.
+Admission control is edge_agent/node/admission.py; the coordinator applies its decision.
 """
 
 from __future__ import annotations
@@ -22,16 +22,17 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge_agent import admission, topics
-from edge_agent.aggregation import TokenCounter, WhitespaceCounter, check_fits
 from edge_agent.config import AgentConfig
+from edge_agent.engine.prompts import TokenCounter, WhitespaceCounter, check_fits
 from edge_agent.errors import ModelError
-from edge_agent.estimates import Estimator
-from edge_agent.peerchoice import POLICIES, Policy, choose_peers
-from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
-from edge_agent.stability import inferences_per_prompt
-from edge_agent.store import DispatchRow, JobRow, Store
+from edge_agent.node import admission
+from edge_agent.node.estimates import Estimator
+from edge_agent.node.peers import PeerTable
+from edge_agent.node.store import DispatchRow, JobRow, Store
+from edge_agent.theory.peerchoice import POLICIES, Policy, choose_peers
+from edge_agent.theory.stability import inferences_per_prompt
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
 
 log = logging.getLogger(__name__)
 

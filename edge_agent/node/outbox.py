@@ -8,8 +8,8 @@ import threading
 
 import paho.mqtt.client as mqtt
 
-from edge_agent.mesh import MeshClient
-from edge_agent.store import Store
+from edge_agent.node.store import Store
+from edge_agent.wire.mqtt import MeshClient
 
 
 class Outbox:

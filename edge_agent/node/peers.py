@@ -6,8 +6,8 @@ import threading
 import time
 from dataclasses import dataclass
 
-from edge_agent.peerchoice import PeerLoad
-from edge_agent.protocol import Status
+from edge_agent.theory.peerchoice import PeerLoad
+from edge_agent.wire.messages import Status
 
 
 @dataclass(frozen=True)

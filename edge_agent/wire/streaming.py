@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from edge_agent import topics
-from edge_agent.protocol import Chunk
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Chunk
 
 
 class Publisher(Protocol):

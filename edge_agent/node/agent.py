@@ -18,25 +18,26 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from edge_agent import __version__, topics
-from edge_agent.claims import ClaimWatch
+from edge_agent import __version__
 from edge_agent.config import AgentConfig, read_secret
-from edge_agent.diskroom import DiskRoom
 from edge_agent.engine.base import EngineSpec, Request, TokenHook
 from edge_agent.engine.counter import build_counter
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
 from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
-from edge_agent.estimates import Estimator
-from edge_agent.health import read_health
-from edge_agent.mesh import BrokerAddress, Credentials, Handler, MeshClient
-from edge_agent.moa import Coordinator
-from edge_agent.models import resolve_model
-from edge_agent.outbox import Outbox
-from edge_agent.peers import PeerTable
-from edge_agent.protocol import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
-from edge_agent.quarantine import quarantine_if_damaged
-from edge_agent.store import Store
-from edge_agent.streaming import ChunkPublisher
+from edge_agent.node.claims import ClaimWatch
+from edge_agent.node.coordinator import Coordinator
+from edge_agent.node.diskroom import DiskRoom
+from edge_agent.node.estimates import Estimator
+from edge_agent.node.health import read_health
+from edge_agent.node.outbox import Outbox
+from edge_agent.node.peers import PeerTable
+from edge_agent.node.quarantine import quarantine_if_damaged
+from edge_agent.node.store import Store
+from edge_agent.ops.modelcards import resolve_model
+from edge_agent.wire import topics
+from edge_agent.wire.messages import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
+from edge_agent.wire.mqtt import BrokerAddress, Credentials, Handler, MeshClient
+from edge_agent.wire.streaming import ChunkPublisher
 
 log = logging.getLogger(__name__)
 TICK_S = 0.25

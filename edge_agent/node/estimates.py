@@ -8,7 +8,7 @@ with the (M, k) it actually ran with (after admission control; 0 for a
 refused prompt), or of the configured defaults when the window holds no
 prompt. It is Remark 1's utilisation of this board if every user behaved like
 this one; the mesh-wide rho (mean lambda, alpha_max) is computed from all the
-statuses by edge_agent.stability.mesh_load.
+statuses by edge_agent.theory.stability.mesh_load.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-from edge_agent.stability import inferences_per_prompt
+from edge_agent.theory.stability import inferences_per_prompt
 
 
 class Estimator:

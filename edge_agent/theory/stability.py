@@ -182,7 +182,7 @@ def parse_alphas(values: Iterable[str]) -> list[float]:
 
 
 class Reported(Protocol):
-    """What mesh_load reads from a device's status (edge_agent.protocol.Status has it)."""
+    """What mesh_load reads from a device's status (edge_agent.wire.messages.Status has it)."""
 
     device: str
     online: bool

@@ -13,8 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
-from edge_agent.peerchoice import Policy
-from edge_agent.sim import SimConfig, SimResult, simulate
+from edge_agent.theory.peerchoice import Policy
+from edge_agent.theory.simulator import SimConfig, SimResult, simulate
 
 CSV_FIELDS = (
     "policy", "ratio", "rate", "rho", "mean_latency", "p95_latency",

@@ -25,7 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from edge_agent import topics
+from edge_agent.wire import topics
 
 _NS = topics.NAMESPACE.replace("/", r"\.")
 
@@ -79,7 +79,7 @@ def render_definitions(credentials: Mapping[str, str]) -> str:
 def render_node_conf(node: HubNode, cluster: list[HubNode], definitions_file: str, admin_password: str) -> str:
     """rabbitmq.conf for one node of the cluster."""
     lines = [
-        f"# RabbitMQ node {node.name} of the dmoa hub, rendered by edge_agent.hubconf",
+        f"# RabbitMQ node {node.name} of the dmoa hub, rendered by edge_agent.ops.hubconf",
         "listeners.tcp = none",
         f"mqtt.listeners.tcp.1 = {node.host}:{node.mqtt_port}",
         "mqtt.allow_anonymous = false",

@@ -16,8 +16,8 @@ import typing
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
-from edge_agent import topics
 from edge_agent.errors import ProtocolError
+from edge_agent.wire import topics
 
 VERSION = 1
 MAX_MESSAGE_BYTES = 256 * 1024

@@ -10,7 +10,7 @@ silently). Each bridge forwards exactly `to/<peer>/#` and `from/<self>/#`.
 Topology `hub` (docs/scale.md): one bridge, to a clustered broker, listing its
 nodes for failover, instead of one bridge per peer; its topic lines come from
 topics.hub_routes. The cluster's own side (users, permissions) is rendered by
-edge_agent.hubconf from the same device list.
+edge_agent.ops.hubconf from the same device list.
 
 The same module renders the ACL (by username) and the password file, so a
 board provisioned by Ansible and a virtual device of the local mesh are
@@ -24,8 +24,10 @@ import hashlib
 import hmac
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
-from edge_agent import topics
+from edge_agent.errors import ConfigError
+from edge_agent.wire import topics
 
 
 @dataclass(frozen=True)
@@ -92,7 +94,7 @@ class BrokerSpec:
 def render(spec: BrokerSpec) -> str:
     topics.check_device(spec.device)
     lines = [
-        f"# mosquitto configuration for device {spec.device}, rendered by edge_agent.brokerconf",
+        f"# mosquitto configuration for device {spec.device}, rendered by edge_agent.ops.brokerconf",
         "per_listener_settings false",
         f"allow_anonymous {'true' if all(li.allow_anonymous for li in spec.listeners) else 'false'}",
         "persistence true",
@@ -210,7 +212,7 @@ def render_acl(device: str, peers: list[str], local_users: list[str] = ()) -> st
     """
     ns = topics.NAMESPACE
     topics.check_device(device)
-    lines = [f"# ACL for the broker of device {device}, rendered by edge_agent.brokerconf"]
+    lines = [f"# ACL for the broker of device {device}, rendered by edge_agent.ops.brokerconf"]
     for peer in peers:
         if topics.check_device(peer) == device:
             raise ValueError(f"device {device} cannot be its own peer")
@@ -265,3 +267,30 @@ def check_password(line: str, password: str) -> bool:
     iterations, salt, digest = int(parts[2]), base64.b64decode(parts[3]), base64.b64decode(parts[4])
     got = hashlib.pbkdf2_hmac("sha512", password.encode(), salt, iterations, len(digest))
     return hmac.compare_digest(got, digest)
+
+
+def spec_from(data: dict[str, Any]) -> BrokerSpec:
+    try:
+        tls = data.pop("tls", None)
+        hub = data.pop("hub", None)
+        return BrokerSpec(
+            listeners=[Listener(**li) for li in data.pop("listeners")],
+            peers=[PeerBroker(**p) for p in data.pop("peers", [])],
+            tls=TlsFiles(**tls) if tls else None,
+            hub=_hub_from(hub) if hub else None,
+            restart_timeout=tuple(data.pop("restart_timeout", (2, 20))),  # type: ignore[arg-type]
+            **data,
+        )
+    except (TypeError, KeyError) as err:
+        raise ConfigError(f"invalid broker spec: {err}") from None
+
+
+def _hub_from(data: dict[str, Any]) -> HubBridge:
+    """The `hub` mapping of a spec: nodes as "host:port" strings, username and password."""
+    nodes = []
+    for address in data.pop("nodes"):
+        host, sep, port = str(address).rpartition(":")
+        if not sep or not port.isdigit():
+            raise ConfigError(f"invalid hub node address {address!r}: expected host:port")
+        nodes.append((host, int(port)))
+    return HubBridge(nodes=nodes, **data)

@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from edge_agent import brokerconf, hubcluster, localmesh
 from edge_agent.errors import MeshError
+from edge_agent.ops import brokerconf, hubcluster, localmesh
 
 HUB_DIR = "hub"
 CREDENTIALS = "credentials.json"

@@ -15,7 +15,7 @@ import threading
 import time
 from collections.abc import Callable
 
-from edge_agent.store import Store
+from edge_agent.node.store import Store
 
 log = logging.getLogger(__name__)
 PROBE_S = 1.0

@@ -16,12 +16,12 @@ import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from edge_agent import hubconf
 from edge_agent.errors import MeshError
-from edge_agent.procgroup import alive as _alive
-from edge_agent.procgroup import members as _group_members
-from edge_agent.procgroup import signal_group as _signal
-from edge_agent.procgroup import wait_gone as _wait_gone
+from edge_agent.ops import hubconf
+from edge_agent.ops.procgroup import alive as _alive
+from edge_agent.ops.procgroup import members as _group_members
+from edge_agent.ops.procgroup import signal_group as _signal
+from edge_agent.ops.procgroup import wait_gone as _wait_gone
 
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
 CLUSTER_FILE = "hub.json"

@@ -12,10 +12,10 @@ from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
-from edge_agent import topics
+from edge_agent.client.status import observer_id
 from edge_agent.errors import JobError, MeshError, ProtocolError
-from edge_agent.mesh import BrokerAddress, Credentials, MeshClient
-from edge_agent.protocol import (
+from edge_agent.wire import topics
+from edge_agent.wire.messages import (
     MAX_MESSAGE_BYTES,
     Answer,
     Chunk,
@@ -26,8 +26,8 @@ from edge_agent.protocol import (
     decode,
     new_secret,
 )
-from edge_agent.statusread import observer_id
-from edge_agent.streaming import Assembler
+from edge_agent.wire.mqtt import BrokerAddress, Credentials, MeshClient
+from edge_agent.wire.streaming import Assembler
 
 ProgressHook = Callable[[Progress], None]
 TokenHook = Callable[[str], None]

@@ -7,7 +7,7 @@ what mesh.json names, by pid, and waits until nothing is left.
 
 With hub_nodes > 0 (topology `hub`), a RabbitMQ cluster of that many nodes runs
 under DIR/hub and each device's broker bridges to it instead of to every peer
-(edge_agent.hubmesh).
+(edge_agent.ops.localhub).
 """
 
 from __future__ import annotations
@@ -27,12 +27,12 @@ from typing import Any
 
 import yaml
 
-from edge_agent import brokerconf
-from edge_agent.errors import MeshError
-from edge_agent.procgroup import alive as _alive
-from edge_agent.procgroup import reap as _reap
-from edge_agent.procgroup import signal_group as _signal
-from edge_agent.statusread import read_statuses
+from edge_agent.client.status import read_statuses
+from edge_agent.errors import ConfigError, MeshError
+from edge_agent.ops import brokerconf
+from edge_agent.ops.procgroup import alive as _alive
+from edge_agent.ops.procgroup import reap as _reap
+from edge_agent.ops.procgroup import signal_group as _signal
 
 MESH_FILE = "mesh.json"
 
@@ -49,6 +49,23 @@ class VirtualDevice:
     @property
     def broker(self) -> str:
         return f"{self.host}:{self.port}"
+
+
+# Settings that suit several agents sharing one small machine.
+LOCAL_DEFAULTS: dict[str, Any] = {
+    "n_threads": 1, "max_tokens": 96, "n_ctx": 2048, "keepalive_s": 5, "status_interval_s": 1.0,
+    "peer_stale_s": 6.0, "task_timeout_s": 60.0,
+}
+
+
+def agent_settings(model: str, engine: str, fake_seconds: float, settings: tuple[str, ...]) -> dict[str, Any]:
+    values: dict[str, Any] = {**LOCAL_DEFAULTS, "engine": engine, "model": model, "fake_seconds": fake_seconds}
+    for item in settings:
+        key, sep, raw = item.partition("=")
+        if not sep or not key:
+            raise ConfigError(f"--set expects KEY=VALUE, got {item!r}")
+        values[key.strip()] = yaml.safe_load(raw)
+    return values
 
 
 def plan(
@@ -83,7 +100,7 @@ def up(
     hub = None
     try:
         if hub_nodes:
-            from edge_agent import hubmesh
+            from edge_agent.ops import localhub as hubmesh
             hub = hubmesh.start_hub(directory, [d for d, _, _ in layout], hub_nodes, hub_base, timeout_s)
         for device, host, dev_port in layout:
             bridge = hub.bridge_for(device) if hub else None
@@ -204,7 +221,7 @@ def status(directory: Path) -> list[dict[str, Any]]:
 def down(directory: Path) -> list[int]:
     """Stop every process of the mesh, its hub's last; returns the device pids that had to be killed."""
     killed = _stop_all(load(directory))
-    from edge_agent import hubmesh
+    from edge_agent.ops import localhub as hubmesh
     hubmesh.stop_hub(directory)
     return killed
 

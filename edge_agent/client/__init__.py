@@ -1,0 +1,1 @@
+"""Talking to a board's broker from outside the agent: submitting prompts and reading statuses."""
