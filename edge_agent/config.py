@@ -11,13 +11,12 @@ import os
 import typing
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
 from edge_agent.errors import ConfigError
-from edge_agent.node.admission import MODES as ADMISSION_MODES
-from edge_agent.theory.peerchoice import POLICIES
+from edge_agent.theory.peerchoice import Policy
 from edge_agent.wire import topics
 
 DEFAULT_INSTRUCTION = (
@@ -28,6 +27,11 @@ DEFAULT_INSTRUCTION = (
 )
 
 ENV_PREFIX = "EDGE_AGENT_"
+
+EngineKind = Literal["llama", "fake"]
+FakeDistribution = Literal["deterministic", "exponential"]
+AdmissionMode = Literal["degrade", "reject", "accept"]
+"""What a prompt gets when its (M, k) would push the mesh over the stability threshold."""
 
 
 @dataclass(frozen=True)
@@ -44,7 +48,7 @@ class AgentConfig:
     keepalive_s: int = 10
     data_dir: str = "/var/lib/edge-agent"
     """Holds the durable store (queue, jobs, outbox)."""
-    engine: str = "llama"
+    engine: EngineKind = "llama"
     """'llama' (llama-cpp-python) or 'fake' (fixed-time engine for experiments and tests)."""
     model: str = "smollm2-135m-instruct-q4_1"
     """A model card name or a path to a GGUF file."""
@@ -61,12 +65,12 @@ class AgentConfig:
     """Budget of the final aggregation, the answer the user reads: larger, so it ends where it means to."""
     seed: int = -1
     fake_seconds: float = 0.5
-    fake_distribution: str = "deterministic"
+    fake_distribution: FakeDistribution = "deterministic"
     layers: int = 1
     """Default M for prompts submitted at this board."""
     proposers: int = 2
     """Default k for prompts submitted at this board."""
-    policy: str = "uniform"
+    policy: Policy = "uniform"
     aggregation_instruction: str = DEFAULT_INSTRUCTION
     max_prompt_chars: int = 8000
     max_message_bytes: int = 256 * 1024
@@ -82,7 +86,7 @@ class AgentConfig:
     resend_window_s: float = 60.0
     """Results and answers sent this recently are sent again whenever the agent (re)connects to
     its broker: the broker saves what it holds only every autosave interval (10 s as rendered)."""
-    admission: str = "degrade"
+    admission: AdmissionMode = "degrade"
     """What a new prompt gets when its (M, k) would push the mesh-wide rho over
     admission_threshold: 'degrade' (run the richest (M, k) that fits), 'reject'
     (an error answer naming one that fits) or 'accept' (run it anyway, noted)."""
@@ -133,6 +137,11 @@ def load_config(path: str | os.PathLike[str] | None = None, **overrides: Any) ->
 
 
 def _coerce(name: str, hint: Any, value: Any) -> Any:
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{name} must be one of {', '.join(choices)}")
+        return value
     try:
         if hint is bool:
             if isinstance(value, str):
@@ -155,8 +164,6 @@ def validate(cfg: AgentConfig) -> AgentConfig:
     except ValueError as err:
         raise ConfigError(str(err)) from None
     checks = [
-        (cfg.engine in ("llama", "fake"), "engine must be 'llama' or 'fake'"),
-        (cfg.policy in POLICIES, f"policy must be one of {', '.join(POLICIES)}"),
         (1 <= cfg.broker_port <= 65535, "broker_port must be 1..65535"),
         (cfg.n_ctx >= 256, "n_ctx must be at least 256"),
         (0 < cfg.max_tokens < cfg.n_ctx, "max_tokens must be positive and below n_ctx"),
@@ -171,10 +178,7 @@ def validate(cfg: AgentConfig) -> AgentConfig:
         (cfg.task_timeout_s > 0, "task_timeout_s must be positive"),
         (cfg.inference_timeout_s > 0, "inference_timeout_s must be positive"),
         (cfg.keepalive_s >= 5, "keepalive_s must be at least 5"),
-        (cfg.fake_distribution in ("deterministic", "exponential"),
-         "fake_distribution must be 'deterministic' or 'exponential'"),
         (cfg.max_prompt_chars > 0, "max_prompt_chars must be positive"),
-        (cfg.admission in ADMISSION_MODES, f"admission must be one of {', '.join(ADMISSION_MODES)}"),
         (cfg.admission_threshold > 0, "admission_threshold must be positive"),
         (cfg.resend_window_s >= 0, "resend_window_s must be zero or more"),
     ]

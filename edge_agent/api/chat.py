@@ -17,7 +17,7 @@ from collections.abc import AsyncIterator
 from fastapi import Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
-from sse_starlette.sse import EventSourceResponse, ServerSentEvent
+from sse_starlette import EventSourceResponse, ServerSentEvent
 
 from edge_agent.api import names, schemas
 from edge_agent.api.backend import Event, Job, JobSpec, MeshBackend

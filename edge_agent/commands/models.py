@@ -1,30 +1,34 @@
 from __future__ import annotations
 
 import json
+import sys
 from dataclasses import asdict
 
 import click
+from click._termui_impl import ProgressBar
 
 from edge_agent.ops import modelcards as registry
 
 
-def _bar(label: str):  # type: ignore[no-untyped-def]
-    """A progress callback drawing a click progress bar on stderr."""
-    state: dict[str, object] = {}
+class _Bar:
+    """A download progress callback drawing a click progress bar on stderr."""
 
-    def update(done: int, total: int) -> None:
-        bar = state.get("bar")
-        if bar is None:
-            bar = click.progressbar(length=total or None, label=label, file=click.get_text_stream("stderr"),
-                                    show_pos=False, show_percent=True, width=30)
-            bar.__enter__()  # type: ignore[attr-defined]
-            state["bar"], state["done"] = bar, 0
-        bar.update(done - int(state["done"]))  # type: ignore[attr-defined, call-overload]
-        state["done"] = done
+    def __init__(self, label: str) -> None:
+        self.label = label
+        self.bar: ProgressBar[int] | None = None
+        self.done = 0
+
+    def __call__(self, done: int, total: int) -> None:
+        if self.bar is None:
+            bar: ProgressBar[int] = ProgressBar(iterable=None, length=total or None, label=self.label,
+                                                file=sys.stderr, show_percent=True,
+                                                width=30)
+            self.bar = bar
+            self.bar.__enter__()
+        self.bar.update(done - self.done)
+        self.done = done
         if total and done >= total:
-            bar.__exit__(None, None, None)  # type: ignore[attr-defined]
-
-    return update
+            self.bar.__exit__(None, None, None)
 
 
 @click.group()
@@ -54,7 +58,7 @@ def list_models(models_dir: str, as_json: bool) -> None:
 def fetch(name: str, models_dir: str) -> None:
     """Download NAME (skipped when present and verified) and check its sha256."""
     card = registry.card(name)
-    path, what = registry.fetch(card, models_dir, _bar(f"fetching {name}"))
+    path, what = registry.fetch(card, models_dir, _Bar(f"fetching {name}"))
     messages = {
         "present": f"{name} already present and verified: {path}",
         "fetched": f"{name} fetched and verified: {path}",

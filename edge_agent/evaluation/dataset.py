@@ -55,7 +55,7 @@ def from_rows(rows: Any, where: str) -> list[Prompt]:
 def load_hf() -> list[Prompt]:
     """The AlpacaEval set through the `datasets` library (needs network access to the hub)."""
     try:
-        import datasets  # type: ignore[import-not-found]
+        import datasets  # type: ignore[import-not-found]  # optional: not in any extra
     except ImportError:
         raise ConfigError("--hf needs the datasets library (pip install datasets); "
                           "or pass an AlpacaEval JSON file as PROMPTS") from None

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from edge_agent.config import AdmissionMode
 from edge_agent.theory.stability import inferences_per_prompt, mesh_load, richest_fit
 from edge_agent.wire.messages import Status
-
-MODES = ("degrade", "reject", "accept")
 
 
 @dataclass(frozen=True)
@@ -26,9 +25,10 @@ class Decision:
     """Non-empty when admission control acted (or would have, in mode accept)."""
 
 
-def decide(layers: int, proposers: int, statuses: list[Status], mode: str, threshold: float) -> Decision:
+def decide(layers: int, proposers: int, statuses: list[Status], mode: AdmissionMode,
+           threshold: float) -> Decision:
     """The (M, k) to run for a job that asks for (layers, proposers), given the live statuses;
-    mode is one of MODES (the agent's configuration is validated against them)."""
+    mode comes from the agent's validated configuration."""
     load = mesh_load(statuses)
     rho = load.rho(layers, proposers) if load is not None else 0.0
     if load is None or rho <= threshold:

@@ -15,6 +15,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
+from dataclasses import replace
 
 import paho.mqtt.client as mqtt
 
@@ -357,8 +358,8 @@ class Agent:
         request = Request(task.prompt, task.references, task.instruction, task.max_tokens,
                           conversation=[(t.role, t.content) for t in task.messages],
                           temperature=task.temperature, stream=on_token is not None)
-        base = dict(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                    role=task.role, queue_wait_s=round(waited, 3), secret=task.secret)
+        base = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
+                      role=task.role, ok=False, queue_wait_s=round(waited, 3), secret=task.secret)
         for attempt in (1, 2):
             try:
                 done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s, on_token=on_token)
@@ -366,14 +367,14 @@ class Agent:
                 if self._stop.is_set():
                     return None
                 if not self._restart_worker(f"model worker crashed ({err})"):
-                    return Result(**base, ok=False, error=f"model worker cannot restart after: {err}")
+                    return replace(base, error=f"model worker cannot restart after: {err}")
                 if attempt == 2:
-                    return Result(**base, ok=False, error=f"model worker crashed twice: {err}")
+                    return replace(base, error=f"model worker crashed twice: {err}")
                 continue
             except ModelError as err:
-                return Result(**base, ok=False, error=str(err))
+                return replace(base, error=str(err))
             self.estimator.record_inference(done.seconds, done.completion_tokens)
-            return Result(**base, ok=True, text=done.text, seconds=round(done.seconds, 3),
+            return replace(base, ok=True, text=done.text, seconds=round(done.seconds, 3),
                           prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
                           truncated=done.truncated)
         raise AssertionError("unreachable")  # pragma: no cover

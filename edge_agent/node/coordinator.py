@@ -21,6 +21,7 @@ import random
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 from edge_agent.config import AgentConfig
 from edge_agent.engine.prompts import TokenCounter, WhitespaceCounter, check_fits
@@ -32,7 +33,20 @@ from edge_agent.node.store import DispatchRow, JobRow, Store
 from edge_agent.theory.peerchoice import POLICIES, Policy, choose_peers
 from edge_agent.theory.stability import inferences_per_prompt
 from edge_agent.wire import topics
-from edge_agent.wire.messages import Answer, Inference, Progress, Result, Status, Submit, Task, Turn, new_secret
+from edge_agent.wire.messages import (
+    Answer,
+    AnswerReason,
+    Inference,
+    Progress,
+    ProgressEvent,
+    Result,
+    Role,
+    Status,
+    Submit,
+    Task,
+    Turn,
+    new_secret,
+)
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +61,7 @@ INVALID_PREFIXES = ("prompt ", "the conversation ")
 OVERLOADED_PREFIX = "mesh utilisation"
 
 
-def failure_reason(error: str) -> str:
+def failure_reason(error: str) -> AnswerReason:
     if error.startswith(OVERLOADED_PREFIX):
         return "overloaded"
     return "invalid" if error.startswith(INVALID_PREFIXES) else "failed"
@@ -235,7 +249,7 @@ class Coordinator:
     # -- layers -----------------------------------------------------------------------
     def _start_layer(self, job: JobRow, layer: int) -> None:
         final = layer == job.layers + 1
-        role = "aggregate" if final else "propose"
+        role: Role = "aggregate" if final else "propose"
         references = [] if layer == 1 else self._answers(job, layer - 1)
         chosen: list[str] = []
         if not final:
@@ -330,7 +344,7 @@ class Coordinator:
                       inferences=inferences, secret=job.secret, reason="" if ok else failure_reason(error))
 
     # -- helpers ----------------------------------------------------------------------
-    def _task(self, job: JobRow, layer: int, slot: int, device: str, attempt: int, role: str,
+    def _task(self, job: JobRow, layer: int, slot: int, device: str, attempt: int, role: Role,
               references: list[str], secret: str | None = None) -> tuple[DispatchRow, str, bytes]:
         now = self._clock()
         secret = new_secret() if secret is None else secret
@@ -370,7 +384,7 @@ class Coordinator:
         return len({d.slot for d in self.store.dispatches(job.job_id, layer)})
 
     def _policy(self, job: JobRow) -> Policy:
-        return job.policy if job.policy in POLICIES else self.cfg.policy  # type: ignore[return-value]
+        return next((p for p in POLICIES if p == job.policy), self.cfg.policy)
 
     def _note(self, job: JobRow, note: str, degraded: bool = False) -> JobRow:
         log.info("job %s: %s", job.job_id, note)
@@ -384,7 +398,7 @@ class Coordinator:
             raise KeyError(job_id)
         return job
 
-    def _emit(self, job: JobRow, event: str, **fields: object) -> None:
+    def _emit(self, job: JobRow, event: ProgressEvent, **fields: Any) -> None:
         self._progress(Progress(job_id=job.job_id, origin=self.device, event=event,
                                 layers=job.layers, proposers=job.proposers, degraded=job.degraded,
-                                ts=round(self._clock(), 3), **fields))  # type: ignore[arg-type]
+                                ts=round(self._clock(), 3), **fields))

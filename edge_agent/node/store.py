@@ -20,9 +20,10 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
 from edge_agent.errors import DiskFull, ProtocolError, StorageError
-from edge_agent.wire.messages import Result, Submit, Task, decode
+from edge_agent.wire.messages import Result, Role, Submit, Task, decode
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS inbox (
@@ -125,6 +126,11 @@ class DeadLetter:
     received_at: float
 
 
+JobState = Literal["running", "done", "failed"]
+# A task sent for a job: awaiting its result, answered, failed, or given up on after a deadline.
+DispatchState = Literal["pending", "done", "failed", "abandoned"]
+
+
 @dataclass(frozen=True)
 class JobRow:
     job_id: str
@@ -133,7 +139,7 @@ class JobRow:
     proposers: int
     policy: str
     reply_to: str
-    state: str
+    state: JobState
     layer: int
     degraded: bool
     notes: list[str]
@@ -150,10 +156,10 @@ class DispatchRow:
     job_id: str
     layer: int
     slot: int
-    role: str
+    role: Role
     device: str
     attempt: int
-    state: str
+    state: DispatchState
     sent_at: float
     deadline: float | None
     text: str = ""

@@ -22,7 +22,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -200,7 +200,7 @@ def _login(spec: BrokerSpec, username: str, password: str) -> list[str]:
     return lines
 
 
-def render_acl(device: str, peers: list[str], local_users: list[str] = ()) -> str:  # type: ignore[assignment]
+def render_acl(device: str, peers: Sequence[str], local_users: Sequence[str] = ()) -> str:
     """ACL for device's broker, by username (client ids are not authenticated).
 
     A peer's bridge logs in with the peer's device id and may only deliver what
@@ -278,11 +278,16 @@ def spec_from(data: dict[str, Any]) -> BrokerSpec:
             peers=[PeerBroker(**p) for p in data.pop("peers", [])],
             tls=TlsFiles(**tls) if tls else None,
             hub=_hub_from(hub) if hub else None,
-            restart_timeout=tuple(data.pop("restart_timeout", (2, 20))),  # type: ignore[arg-type]
+            restart_timeout=_pair(data.pop("restart_timeout", (2, 20))),
             **data,
         )
-    except (TypeError, KeyError) as err:
+    except (TypeError, KeyError, ValueError) as err:
         raise ConfigError(f"invalid broker spec: {err}") from None
+
+
+def _pair(value: Any) -> tuple[int, int]:
+    first, second = value
+    return int(first), int(second)
 
 
 def _hub_from(data: dict[str, Any]) -> HubBridge:

@@ -184,10 +184,14 @@ def parse_alphas(values: Iterable[str]) -> list[float]:
 class Reported(Protocol):
     """What mesh_load reads from a device's status (edge_agent.wire.messages.Status has it)."""
 
-    device: str
-    online: bool
-    alpha: float | None
-    lam: float | None
+    @property
+    def device(self) -> str: ...
+    @property
+    def online(self) -> bool: ...
+    @property
+    def alpha(self) -> float | None: ...
+    @property
+    def lam(self) -> float | None: ...
 
 
 @dataclass(frozen=True)

@@ -171,7 +171,7 @@ class MeshClient:
             log.warning("broker %s refused the connection: %s", self.broker, reason)
             return
         sock = client.socket()
-        if sock is not None:
+        if isinstance(sock, socket.socket):
             # paho leaves Nagle's algorithm on: a small publish then waits for the ACK of the one
             # before, which Linux delays up to 40 ms. Every hop of a job is a small publish.
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
