@@ -1,4 +1,5 @@
-"""Admission control, as pure functions: whether a new job's (M, k) fits the stability bound.
+"""Admission control, as pure functions: whether a prompt can run as asked, and whether its
+(M, k) fits the stability bound.
 
 Before a job starts, the mesh-wide ρ = ((k+1)M+1)·λ̄·α_max it would mean is computed from the
 statuses of the live devices (this one included). Over the threshold the job is degraded to the
@@ -10,9 +11,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from edge_agent.config import AdmissionMode
+from edge_agent.config import AdmissionMode, AgentConfig
+from edge_agent.engine.prompts import TokenCounter, check_fits
+from edge_agent.errors import ModelError
 from edge_agent.theory.stability import inferences_per_prompt, mesh_load, richest_fit
-from edge_agent.wire.messages import Status
+from edge_agent.wire.messages import Status, Submit
+
+QUEUE_FULL = "queue full"
 
 
 @dataclass(frozen=True)
@@ -49,3 +54,34 @@ def decide(layers: int, proposers: int, statuses: list[Status], mode: AdmissionM
     fits = "" if fit else "; still over, the mesh is overloaded"
     return Decision(target[0], target[1], note=f"admission: degraded from {asked} to M={target[0]},k={target[1]} "
                                                f"({over}; ρ={load.rho(*target):.2f} after{fits})")
+
+
+def final_budget(submit: Submit | None, cfg: AgentConfig) -> int:
+    """The final answer's max_tokens: the client's, or this device's final_max_tokens."""
+    return (submit.max_tokens if submit and submit.max_tokens else 0) or cfg.final_max_tokens
+
+
+def refusal(submit: Submit, cfg: AgentConfig, counter: TokenCounter, queued: int) -> str:
+    """Why a prompt cannot run as asked, before any inference ("" when it can): this device's
+    queue holds max_queue tasks already, the prompt is over the documented max_prompt_chars or
+    empty, a conversation does not end with the user, or its layers cannot fit the model's
+    context (counted with the model's own tokenizer). An accepted job's later layers are never
+    refused a place in the queue: that would throw away the work of its first."""
+    if queued >= cfg.max_queue:
+        return f"{QUEUE_FULL} ({cfg.max_queue} tasks); try again later"
+    if len(submit.prompt) > cfg.max_prompt_chars:
+        return (f"prompt of {len(submit.prompt)} characters exceeds this device's limit of "
+                f"{cfg.max_prompt_chars} (max_prompt_chars)")
+    if not submit.prompt.strip():
+        return "prompt is empty"
+    if submit.messages and submit.messages[-1].role != "user":
+        return "the conversation must end with a user message"
+    turns: list[tuple[str, str]] = [(t.role, t.content) for t in submit.messages] or [("user", submit.prompt)]
+    try:
+        if submit.layers:
+            check_fits(turns, 0, "", cfg.n_ctx, cfg.max_tokens, counter)
+        check_fits(turns, (submit.proposers + 1) if submit.layers else 0, cfg.aggregation_instruction,
+                   cfg.n_ctx, final_budget(submit, cfg), counter)
+    except ModelError as err:
+        return str(err)
+    return ""

@@ -25,6 +25,7 @@ from edge_agent.engine.base import EngineSpec, Request, TokenHook
 from edge_agent.engine.counter import build_counter
 from edge_agent.engine.worker import ModelWorker, WorkerCrashed
 from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
+from edge_agent.node.admission import QUEUE_FULL
 from edge_agent.node.claims import ClaimWatch
 from edge_agent.node.coordinator import Coordinator
 from edge_agent.node.diskroom import DiskRoom
@@ -41,7 +42,11 @@ from edge_agent.wire.mqtt import BrokerAddress, Credentials, Handler, MeshClient
 from edge_agent.wire.streaming import ChunkPublisher
 
 log = logging.getLogger(__name__)
-TICK_S = 0.25
+# Deadlines, departed peers and a full disk are looked at this often; nothing on a job's path
+# waits for it.
+TICK_S = 1.0
+# A change of queue or work is announced this soon at most after the last status.
+STATUS_GAP_S = 0.25
 
 
 def engine_spec(cfg: AgentConfig) -> EngineSpec:
@@ -82,8 +87,8 @@ class Agent:
         self._connected_at = 0.0
         self._connections = 0
         self._restart_failures = 0
-        self._work = threading.Event()
-        self._status_due = 0.0
+        self._status_due = self._status_sent = 0.0
+        self._status_now = threading.Event()
         self.client = MeshClient(
             f"agent-{cfg.device}",
             BrokerAddress(cfg.broker_host, cfg.broker_port),
@@ -98,7 +103,8 @@ class Agent:
                                                     instance=self.instance).encode()),
         )
         self.outbox = Outbox(self.store, self.client)
-        self.coordinator = Coordinator(cfg, self.store, self.peers, self.outbox.flush, self._publish_progress,
+        self.client.on_published = self.outbox.wake.set
+        self.coordinator = Coordinator(cfg, self.store, self.peers, self._publish_progress,
                                        rng=random.Random(), estimator=self.estimator,
                                        link_settled=self._link_settled, counter=build_counter(self.spec))
 
@@ -136,6 +142,8 @@ class Agent:
         self.coordinator.resume()
         self._threads = [
             threading.Thread(target=self._consume, name="consumer", daemon=True),
+            threading.Thread(target=self.outbox.run, args=(self._stop, self._publish_failed), name="publisher",
+                             daemon=True),
             threading.Thread(target=self._tick, name="ticker", daemon=True),
         ]
         for thread in self._threads:
@@ -144,7 +152,9 @@ class Agent:
 
     def stop(self) -> None:
         self._stop.set()
-        self._work.set()
+        self.store.tasks_ready.set()
+        self.outbox.wake.set()
+        self._status_now.set()
         # Stop the model first: an inference in progress is abandoned, its task stays
         # 'running' in the store and goes back to the head of the queue at the next start.
         self.worker.stop()
@@ -179,7 +189,7 @@ class Agent:
     def _on_connected(self) -> None:
         self._connected_at = time.monotonic()
         self.client.publish(topics.LOCAL_IDENTITY, self.cfg.device.encode(), retain=True)
-        self._status_due = 0.0
+        self._status_now.set()
         # The broker acknowledged what the outbox gave it, but saves it only every autosave
         # interval: if it died meanwhile (or the board lost power) those messages are gone.
         # Publish again what left recently; receivers deduplicate.
@@ -196,7 +206,18 @@ class Agent:
         if results or answers:
             log.info("connected to the broker; sent again %d result(s) and %d answer(s) of the last %.0f s",
                      results, answers, self.cfg.resend_window_s)
-        self.outbox.flush()
+        self.outbox.wake.set()
+
+    def _publish_failed(self, err: Exception) -> bool:
+        """The publisher's step failed: whether it goes on."""
+        if isinstance(err, DiskFull):
+            self.room.filled()
+            return True
+        if isinstance(err, StorageError):
+            self._fail(err)
+            return False
+        log.error("publishing the outbox failed: %s: %s", type(err).__name__, err)
+        return True
 
     # -- inbound (paho network thread) --------------------------------------------------
     # Each handler decodes strictly; a ProtocolError (malformed, oversized, forged) is counted
@@ -224,13 +245,10 @@ class Agent:
         try:
             if self.store.queue_depth() >= self.cfg.max_queue:
                 self.store.add_outbox(topics.result(task.origin),
-                                      self._refusal(task, f"queue full ({self.cfg.max_queue} tasks)").encode())
-                self.outbox.flush()
-            elif self.store.enqueue(task):
-                self._work.set()
-            elif self.store.resend_result(task.task_id):
-                # Done already: its origin asks again because a broker lost the result.
-                self.outbox.flush()
+                                      self._refusal(task, f"{QUEUE_FULL} ({self.cfg.max_queue} tasks)").encode())
+            elif not self.store.enqueue(task, result_topic=topics.result(task.origin)):
+                # Seen before; if done already, its origin asks again because a broker lost the result.
+                self.store.resend_result(task.task_id)
         except DiskFull:
             if task.origin == self.cfg.device:
                 raise  # its own job's task: wait for room rather than fail the job
@@ -304,14 +322,14 @@ class Agent:
     def _consume_one(self) -> None:
         if not self.worker.alive and not self._restart_worker("model worker is not running"):
             return
+        self.store.tasks_ready.clear()  # before looking: a task queued from now on sets it again
         claimed = self.store.claim_next()
         if claimed is None:
-            self._work.wait(0.5)
-            self._work.clear()
+            self.store.tasks_ready.wait(TICK_S)
             return
         task, received_at = claimed
         self.current = f"{task.role} {task.job_id} layer {task.layer}"
-        self._status_due = 0.0
+        self._status_now.set()
         try:
             result = self._infer(task, time.time() - received_at)
         except StorageError:
@@ -327,15 +345,17 @@ class Agent:
             return  # stopping: the task stays 'running' and is requeued at the next start
         while True:
             try:
-                self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
+                if task.origin == self.cfg.device:
+                    self.coordinator.finish_own(task.task_id, result)
+                else:
+                    self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
                 break
             except DiskFull:  # hold the answer until there is room; the task stays 'running'
                 self.room.filled()
                 if not self.room.wait(self._stop):
                     return
-        self.outbox.flush()
         self.completed += 1
-        self._status_due = 0.0
+        self._status_now.set()
 
     def _restart_worker(self, reason: str) -> bool:
         """Restart the model worker; after a failed restart wait (doubling, up to a minute)."""
@@ -391,23 +411,33 @@ class Agent:
 
     # -- the ticker -------------------------------------------------------------------
     def _tick(self) -> None:
-        last_prune = time.monotonic()
-        while not self._stop.wait(TICK_S):
+        last_prune = next_tick = time.monotonic()
+        while not self._stop.is_set():
+            wait = min(next_tick, self._status_due) - time.monotonic()
+            if wait > 0 and self._status_now.wait(wait):
+                # The queue or the work in hand changed: say so soon, at most every STATUS_GAP_S.
+                self._status_now.clear()
+                self._status_due = min(self._status_due, self._status_sent + STATUS_GAP_S)
+                continue
+            now = time.monotonic()
             try:
-                if time.monotonic() >= self._status_due:  # first: the status says when the disk is full
-                    self._status_due = time.monotonic() + self.cfg.status_interval_s
+                if now >= self._status_due:  # first: the status says when the disk is full
+                    self._status_sent, self._status_due = now, now + self.cfg.status_interval_s
                     self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=0,
                                         retain=True)
+                if now < next_tick:
+                    continue
+                next_tick = now + TICK_S
                 if self.room.full:
                     self.room.check()
                     if self.room.full:
                         continue  # every step below writes to the store
                     self.coordinator.resume()  # push on what the full disk held up
-                self.outbox.flush()
+                    self.outbox.wake.set()
                 self.coordinator.tick()
-                if time.monotonic() - last_prune > 3600:
+                if now - last_prune > 3600:
                     self.store.prune()
-                    last_prune = time.monotonic()
+                    last_prune = now
             except DiskFull:
                 self.room.filled()
             except Exception:  # keep ticking: a transient fault must not stop heartbeats

@@ -1,15 +1,24 @@
-"""Publishing what must not be lost: every row of the store's outbox is published
-until the broker acknowledges it (PUBACK), then deleted. After a restart the
-whole outbox is published again; receivers deduplicate by id."""
+"""Publishing what must not be lost: every row of the store's outbox is published until the
+broker acknowledges it (PUBACK), then deleted. After a restart the whole outbox is published
+again; receivers deduplicate by id.
+
+One thread publishes, woken by an event: the store sets it when a commit queued a message, the
+MQTT client when the broker acknowledged one or the link came back. Nothing else publishes the
+outbox, so no step of a job waits for a tick.
+"""
 
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
 
 from edge_agent.node.store import Store
 from edge_agent.wire.mqtt import MeshClient
+
+# Unwoken, the publisher still looks every so often: a safety net, not the path.
+IDLE_S = 2.0
 
 
 class Outbox:
@@ -18,28 +27,44 @@ class Outbox:
         self._client = client
         self._lock = threading.Lock()
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
+        self.wake = store.outbox_ready
 
     def flush(self) -> None:
-        """Publish rows not yet in flight and forget the acknowledged ones.
+        """Forget the acknowledged rows and publish those not yet in flight.
 
-        Acknowledgement is read from the message info rather than on_publish so
-        that no lock is ever held across paho's own locks.
+        Acknowledgement is read from the message info rather than in on_publish so that no lock
+        is ever held across paho's own locks.
         """
         with self._lock:
             if not self._client.connected:
                 return  # publishing now would only pile copies into paho's memory
+            acknowledged = []
             for outbox_id, info in list(self._inflight.items()):
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     # Handed over while the link was down: publish it again now that it is
                     # up (paho may also resend its own copy; receivers deduplicate).
                     del self._inflight[outbox_id]
                 elif info.is_published():
-                    self._store.outbox_done(outbox_id)
+                    acknowledged.append(outbox_id)
                     del self._inflight[outbox_id]
-            for outbox_id, topic, payload, retain in self._store.outbox():
-                if outbox_id not in self._inflight:
-                    self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)
+            if acknowledged:
+                self._store.outbox_done(*acknowledged)
+            for outbox_id, topic, payload, retain in self._store.outbox(skip=self._inflight.keys()):
+                self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)
 
     def pending(self) -> int:
         with self._lock:
             return len(self._inflight)
+
+    def run(self, stop: threading.Event, failed: Callable[[Exception], bool]) -> None:
+        """Publish whenever woken, until stop; failed(err) says whether to go on after an error."""
+        while not stop.is_set():
+            self.wake.wait(IDLE_S)
+            self.wake.clear()
+            if stop.is_set():
+                return
+            try:
+                self.flush()
+            except Exception as err:
+                if not failed(err):
+                    return

@@ -1,5 +1,5 @@
-"""The one harness for driving a Coordinator by hand: tasks are read from the outbox and results
-fed back, on clocks the test moves."""
+"""The one harness for driving a Coordinator by hand: tasks are read from the device's own queue
+and the outbox, and results fed back, on clocks the test moves."""
 
 from __future__ import annotations
 
@@ -45,13 +45,16 @@ class Harness:
 
     def new_coordinator(self) -> Coordinator:
         """A coordinator on this harness's store and clocks (a second one: the agent restarted)."""
-        return Coordinator(self.cfg, self.store, self.peers, flush=lambda: None, progress=self.events.append,
+        return Coordinator(self.cfg, self.store, self.peers, progress=self.events.append,
                            rng=random.Random(7), clock=lambda: self.now + self.wall_offset,
                            monotonic=lambda: self.now, estimator=self.estimator)
 
     def sent(self) -> list[tuple[str, Any]]:
-        """Drain the outbox: (topic, message) pairs."""
-        out = []
+        """Drain the device's own queue, then the outbox: (topic, message) pairs; a task the
+        device queued for itself shows as sent to its own task topic."""
+        out: list[tuple[str, Any]] = []
+        while (claimed := self.store.claim_next()) is not None:
+            out.append((topics.task(self.cfg.device), claimed[0]))
         for outbox_id, topic, payload, _ in self.store.outbox():
             kind = Answer if "/answer/" in topic else Task
             out.append((topic, decode(payload, kind)))
@@ -62,9 +65,13 @@ class Harness:
         """The addressee of task answers it, with the task's secret."""
         device = topics.device_of(task[0])
         t = task[1]
-        self.coordinator.on_result(Result(task_id=t.task_id, job_id=t.job_id, device=device, layer=t.layer,
-                                          role=t.role, ok=ok, text=text or f"{device}@{t.layer}",
-                                          error="" if ok else "boom", seconds=0.5, secret=t.secret))
+        result = Result(task_id=t.task_id, job_id=t.job_id, device=device, layer=t.layer, role=t.role, ok=ok,
+                        text=text or f"{device}@{t.layer}", error="" if ok else "boom", seconds=0.5,
+                        secret=t.secret)
+        if device == self.cfg.device:
+            self.coordinator.finish_own(t.task_id, result)
+        else:
+            self.coordinator.on_result(result)
 
     def run(self, layers: int, proposers: int, job_id: str = "j") -> tuple[list[tuple[str, Task]], Answer]:
         """Submit, answer every task layer by layer; (the tasks of layer 1, the answer)."""

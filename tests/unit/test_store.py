@@ -4,7 +4,8 @@ import time
 import pytest
 
 from edge_agent.errors import DiskFull, StorageError
-from edge_agent.node.store import SCHEMA, DispatchRow, Store, is_storage_failure
+from edge_agent.node.db import SCHEMA, is_storage_failure
+from edge_agent.node.store import DispatchRow, Store
 from edge_agent.wire.messages import Result, Submit, Task
 
 
@@ -40,9 +41,10 @@ def test_finishing_a_task_writes_its_result_to_the_outbox_atomically(tmp_path):
     store = Store(tmp_path / "a.db")
     store.enqueue(task(1))
     store.claim_next()
-    outbox_id = store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"payload")
+    store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"payload")
     assert store.queue_depth() == 0
-    assert store.outbox() == [(outbox_id, "dmoa/v1/to/edge-1/result", b"payload", False)]
+    ((outbox_id, *row),) = store.outbox()
+    assert row == ["dmoa/v1/to/edge-1/result", b"payload", False]
     store.outbox_done(outbox_id)
     assert store.outbox() == []
 
@@ -168,3 +170,29 @@ def test_a_finished_tasks_result_is_kept_to_be_sent_again(tmp_path):
     assert [(t, p) for _, t, p, _ in store.outbox()] == [("dmoa/v1/to/edge-1/result", b"result-1")]
     assert store.resend_results(since=time.time() - 60) == 1
     assert store.resend_results(since=time.time() + 60) == 0
+
+
+def test_nested_writes_are_one_transaction_and_wake_nobody_before_the_commit(tmp_path):
+    store = Store(tmp_path / "a.db")
+    with pytest.raises(RuntimeError), store.transaction():
+        store.enqueue(task(1))
+        store.add_outbox("t/1", b"a")
+        assert store.queue_depth() == 1  # written, inside
+        assert not store.tasks_ready.is_set() and not store.outbox_ready.is_set()
+        raise RuntimeError("the step fails after both writes")
+    assert store.queue_depth() == 0 and store.outbox() == []  # both undone together
+    assert not store.tasks_ready.is_set() and not store.outbox_ready.is_set()
+    with store.transaction():
+        store.enqueue(task(2))
+        store.add_outbox("t/2", b"b")
+        assert not store.tasks_ready.is_set()
+    assert store.tasks_ready.is_set() and store.outbox_ready.is_set()
+
+
+def test_writes_a_restart_repairs_skip_the_disk_wait_and_leave_the_rest_durable(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.claim_next()  # committed with synchronous=NORMAL ...
+    assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # ... then FULL again
+    store.requeue_running()
+    assert store.claim_next()[0].task_id == "t1"
