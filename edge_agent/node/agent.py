@@ -1,9 +1,9 @@
 """The agent daemon: wires the store, the model worker, the mesh client and the job
 coordinator together on one board.
 
-Threads: paho's network thread validates, stores and acknowledges messages;
-one consumer thread takes the FCFS queue to the model worker; one ticker
-thread publishes the outbox, the heartbeat and watches deadlines.
+Threads: paho's network thread validates, stores and acknowledges messages (the handlers
+here); the consumer takes the FCFS queue to the model worker (consumer.py); the publisher
+publishes the outbox (outbox.py); the ticker publishes the heartbeat and watches deadlines.
 """
 
 from __future__ import annotations
@@ -15,18 +15,18 @@ import sqlite3
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import replace
 
 import paho.mqtt.client as mqtt
 
 from edge_agent import __version__
 from edge_agent.config import AgentConfig, read_secret
-from edge_agent.engine.base import EngineSpec, Request, TokenHook
+from edge_agent.engine.base import EngineSpec
 from edge_agent.engine.counter import build_counter
-from edge_agent.engine.worker import ModelWorker, WorkerCrashed
-from edge_agent.errors import AgentError, ConfigError, DiskFull, ModelError, ProtocolError, StorageError
+from edge_agent.engine.worker import ModelWorker
+from edge_agent.errors import AgentError, ConfigError, DiskFull, ProtocolError, StorageError
 from edge_agent.node.admission import QUEUE_FULL
 from edge_agent.node.claims import ClaimWatch
+from edge_agent.node.consumer import Consumer, refusal
 from edge_agent.node.coordinator import Coordinator
 from edge_agent.node.diskroom import DiskRoom
 from edge_agent.node.estimates import Estimator
@@ -39,7 +39,6 @@ from edge_agent.ops.modelcards import resolve_model
 from edge_agent.wire import topics
 from edge_agent.wire.messages import Answer, M, Progress, Result, Status, Submit, Task, decode, new_secret
 from edge_agent.wire.mqtt import BrokerAddress, Credentials, Handler, MeshClient
-from edge_agent.wire.streaming import ChunkPublisher
 
 log = logging.getLogger(__name__)
 # Deadlines, departed peers and a full disk are looked at this often; nothing on a job's path
@@ -80,13 +79,10 @@ class Agent:
         self.worker = ModelWorker(self.spec)
         self.rejected = 0
         self.dead_letters = 0
-        self.completed = 0
-        self.current = ""
         self._stop = threading.Event()
         self._fatal = ""
         self._connected_at = 0.0
         self._connections = 0
-        self._restart_failures = 0
         self._status_due = self._status_sent = 0.0
         self._status_now = threading.Event()
         self.client = MeshClient(
@@ -107,6 +103,8 @@ class Agent:
         self.coordinator = Coordinator(cfg, self.store, self.peers, self._publish_progress,
                                        rng=random.Random(), estimator=self.estimator,
                                        link_settled=self._link_settled, counter=build_counter(self.spec))
+        self.consumer = Consumer(cfg, self.store, self.worker, self.coordinator, self.estimator, self.room,
+                                 self.client, self._stop, self._fail, self._status_now.set)
 
     # -- lifecycle --------------------------------------------------------------------
     def run(self) -> None:
@@ -141,7 +139,7 @@ class Agent:
         self.client.connect(timeout_s=30)
         self.coordinator.resume()
         self._threads = [
-            threading.Thread(target=self._consume, name="consumer", daemon=True),
+            threading.Thread(target=self.consumer.run, name="consumer", daemon=True),
             threading.Thread(target=self.outbox.run, args=(self._stop, self._publish_failed), name="publisher",
                              daemon=True),
             threading.Thread(target=self._tick, name="ticker", daemon=True),
@@ -244,8 +242,8 @@ class Agent:
     def _on_task(self, task: Task, message: mqtt.MQTTMessage) -> None:
         try:
             if self.store.queue_depth() >= self.cfg.max_queue:
-                self.store.add_outbox(topics.result(task.origin),
-                                      self._refusal(task, f"{QUEUE_FULL} ({self.cfg.max_queue} tasks)").encode())
+                full = refusal(task, self.cfg.device, f"{QUEUE_FULL} ({self.cfg.max_queue} tasks)")
+                self.store.add_outbox(topics.result(task.origin), full.encode())
             elif not self.store.enqueue(task, result_topic=topics.result(task.origin)):
                 # Seen before; if done already, its origin asks again because a broker lost the result.
                 self.store.resend_result(task.task_id)
@@ -254,12 +252,7 @@ class Agent:
                 raise  # its own job's task: wait for room rather than fail the job
             # Nothing was stored: refuse it straight away, and its origin sends it elsewhere.
             self.room.filled()
-            self.client.publish(topics.result(task.origin), self._refusal(task, "disk full").encode())
-
-    def _refusal(self, task: Task, error: str) -> Result:
-        """A failed result for a task this device will not (or could not) answer."""
-        return Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                      role=task.role, ok=False, error=error, secret=task.secret)
+            self.client.publish(topics.result(task.origin), refusal(task, self.cfg.device, "disk full").encode())
 
     def _on_result(self, result: Result, message: mqtt.MQTTMessage) -> None:
         self.coordinator.on_result(result)
@@ -303,112 +296,6 @@ class Agent:
             alerts.append(f"another board also runs as {self.cfg.device} (seen by {self._claimed_elsewhere[0]})")
         return alerts
 
-    # -- the FCFS consumer --------------------------------------------------------------
-    def _consume(self) -> None:
-        while not self._stop.is_set():
-            try:
-                self._consume_one()
-            except DiskFull:
-                self.room.filled()
-                self.room.wait(self._stop)
-            except StorageError as err:  # nothing sound is left to do
-                log.exception("the store failed under the FCFS consumer")
-                self._fail(err)
-                return
-            except Exception:  # a bug outside any one task: keep the queue moving, slowly
-                log.exception("the FCFS consumer failed a step")
-                self._stop.wait(1.0)
-
-    def _consume_one(self) -> None:
-        if not self.worker.alive and not self._restart_worker("model worker is not running"):
-            return
-        self.store.tasks_ready.clear()  # before looking: a task queued from now on sets it again
-        claimed = self.store.claim_next()
-        if claimed is None:
-            self.store.tasks_ready.wait(TICK_S)
-            return
-        task, received_at = claimed
-        self.current = f"{task.role} {task.job_id} layer {task.layer}"
-        self._status_now.set()
-        try:
-            result = self._infer(task, time.time() - received_at)
-        except StorageError:
-            raise
-        except Exception as err:  # a task that trips a bug fails alone; the queue goes on
-            log.exception("task %s failed unexpectedly; it is dead-lettered", task.task_id)
-            self.store.add_dead_letter(topics.task(self.cfg.device), task.encode(), f"{type(err).__name__}: {err}")
-            self.dead_letters += 1
-            result = self._refusal(task, f"internal error: {type(err).__name__}")
-        finally:
-            self.current = ""
-        if result is None:
-            return  # stopping: the task stays 'running' and is requeued at the next start
-        while True:
-            try:
-                if task.origin == self.cfg.device:
-                    self.coordinator.finish_own(task.task_id, result)
-                else:
-                    self.store.finish_task(task.task_id, topics.result(task.origin), result.encode())
-                break
-            except DiskFull:  # hold the answer until there is room; the task stays 'running'
-                self.room.filled()
-                if not self.room.wait(self._stop):
-                    return
-        self.completed += 1
-        self._status_now.set()
-
-    def _restart_worker(self, reason: str) -> bool:
-        """Restart the model worker; after a failed restart wait (doubling, up to a minute)."""
-        if self._stop.is_set():
-            return False
-        log.error("%s; restarting it", reason)
-        try:
-            self.worker.restart()
-        except ModelError as err:
-            self._restart_failures += 1
-            pause = min(2.0 ** self._restart_failures, 60.0)
-            log.error("model worker cannot restart (%s); next try in %.0f s", err, pause)
-            self._stop.wait(pause)
-            return False
-        self._restart_failures = 0
-        return True
-
-    def _infer(self, task: Task, waited: float) -> Result | None:
-        on_token = self._chunks(task)
-        request = Request(task.prompt, task.references, task.instruction, task.max_tokens,
-                          conversation=[(t.role, t.content) for t in task.messages],
-                          temperature=task.temperature, stream=on_token is not None)
-        base = Result(task_id=task.task_id, job_id=task.job_id, device=self.cfg.device, layer=task.layer,
-                      role=task.role, ok=False, queue_wait_s=round(waited, 3), secret=task.secret)
-        for attempt in (1, 2):
-            try:
-                done = self.worker.complete(request, timeout_s=self.cfg.inference_timeout_s, on_token=on_token)
-            except WorkerCrashed as err:
-                if self._stop.is_set():
-                    return None
-                if not self._restart_worker(f"model worker crashed ({err})"):
-                    return replace(base, error=f"model worker cannot restart after: {err}")
-                if attempt == 2:
-                    return replace(base, error=f"model worker crashed twice: {err}")
-                continue
-            except ModelError as err:
-                return replace(base, error=str(err))
-            self.estimator.record_inference(done.seconds, done.completion_tokens)
-            return replace(base, ok=True, text=done.text, seconds=round(done.seconds, 3),
-                          prompt_tokens=done.prompt_tokens, completion_tokens=done.completion_tokens,
-                          truncated=done.truncated)
-        raise AssertionError("unreachable")  # pragma: no cover
-
-    def _chunks(self, task: Task) -> TokenHook | None:
-        """A hook streaming this task's tokens, if it is the final answer of a job of ours
-        whose client asked for them (the secret comes from our own record of the submit)."""
-        if not task.stream_to or task.origin != self.cfg.device:
-            return None
-        submit = self.store.submit_of(task.job_id)
-        if submit is None or not submit.stream:
-            return None
-        return ChunkPublisher(self.client, self.cfg.device, task.stream_to, task.job_id, submit.secret)
-
     # -- the ticker -------------------------------------------------------------------
     def _tick(self) -> None:
         last_prune = next_tick = time.monotonic()
@@ -449,12 +336,12 @@ class Agent:
         return Status(
             device=self.cfg.device, online=online, ts=round(time.time(), 3), version=__version__,
             model=self.spec.model_name, n_ctx=self.worker.n_ctx, queue=self.store.queue_depth(),
-            busy=bool(self.current), current=self.current,
+            busy=bool(self.consumer.current), current=self.consumer.current,
             alpha=_round(estimator.alpha), tokens_per_s=_round(estimator.tokens_per_s),
             lam=_round(estimator.lam(), 5), rho=_round(estimator.rho()),
             layers=self.cfg.layers, proposers=self.cfg.proposers, policy=self.cfg.policy,
             cpu=health.cpu, memory=health.memory, temperature=health.temperature,
-            completed=self.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,
+            completed=self.consumer.completed, rejected=self.rejected, worker_restarts=self.worker.restarts,
             peers=[s.device for s in self.peers.live()], instance=self.instance,
             alerts=self._alerts(time.monotonic()), conflicts=self.claims.conflicts(time.monotonic()),
         )
