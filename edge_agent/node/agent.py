@@ -347,7 +347,7 @@ class Agent:
         )
 
     def _publish_progress(self, progress: Progress) -> None:
-        self.client.publish(topics.progress(self.cfg.device), progress.encode(), qos=0)
+        self.outbox.notify(topics.progress(self.cfg.device), progress.encode())
 
 
 def _round(value: float | None, digits: int = 3) -> float | None:

@@ -4,12 +4,15 @@ again; receivers deduplicate by id.
 
 One thread publishes, woken by an event: the store sets it when a commit queued a message, the
 MQTT client when the broker acknowledged one or the link came back. Nothing else publishes the
-outbox, so no step of a job waits for a tick.
+outbox, so no step of a job waits for a tick. Notices (progress events, QoS 0, not kept) go out
+through the same thread after the rows committed before them: a "dispatched" event never
+overtakes the tasks it announces.
 """
 
 from __future__ import annotations
 
 import threading
+from collections import deque
 from collections.abc import Callable
 
 import paho.mqtt.client as mqtt
@@ -27,7 +30,13 @@ class Outbox:
         self._client = client
         self._lock = threading.Lock()
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
+        self._notices: deque[tuple[str, bytes]] = deque()
         self.wake = store.outbox_ready
+
+    def notify(self, topic: str, payload: bytes) -> None:
+        """Publish at QoS 0 after what the outbox holds now; dropped if the link is down."""
+        self._notices.append((topic, payload))
+        self.wake.set()
 
     def flush(self) -> None:
         """Forget the acknowledged rows and publish those not yet in flight.
@@ -37,6 +46,7 @@ class Outbox:
         """
         with self._lock:
             if not self._client.connected:
+                self._notices.clear()
                 return  # publishing now would only pile copies into paho's memory
             acknowledged = []
             for outbox_id, info in list(self._inflight.items()):
@@ -51,6 +61,9 @@ class Outbox:
                 self._store.outbox_done(*acknowledged)
             for outbox_id, topic, payload, retain in self._store.outbox(skip=self._inflight.keys()):
                 self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)
+            while self._notices:
+                topic, payload = self._notices.popleft()
+                self._client.publish(topic, payload, qos=0)
 
     def pending(self) -> int:
         with self._lock:

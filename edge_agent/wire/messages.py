@@ -8,6 +8,7 @@ anything else raises ProtocolError, which receivers count and drop.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
@@ -248,6 +249,13 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
+@functools.cache
+def _hints(cls: type[Message]) -> dict[str, Any]:
+    """A message class's field types, resolved once: resolving them is most of a decode's cost,
+    and every board decodes every peer's status each interval."""
+    return typing.get_type_hints(cls)
+
+
 def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
     """Parse and strictly validate one message of the expected kind."""
     if len(payload) > max_bytes:
@@ -270,7 +278,7 @@ def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_M
 
 
 def _build(cls: type[M], body: dict[str, Any], where: str) -> M:
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     known = {f.name: f for f in fields(cls)}
     extra = set(body) - set(known)
     if extra:
