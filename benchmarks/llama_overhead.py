@@ -23,6 +23,8 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+import psutil
+
 from benchmarks.common import Figure, load_average, log, median, print_figures
 
 MODEL = "smollm2-135m-instruct-q4_1"
@@ -48,6 +50,8 @@ class Timing:
     seconds: float
     prompt_tokens: int
     completion_tokens: int
+    cpu: float = 0.0
+    """CPU seconds of every process involved: wall time on a shared machine waits for a core too."""
 
 
 class Direct:
@@ -64,17 +68,22 @@ class Direct:
                                        eos_token=self.llm._model.token_get_text(eos),
                                        bos_token=self.llm._model.token_get_text(bos), stop_token_ids=[eos])
 
-    def run(self, prompt: str, max_tokens: int) -> Timing:
+    def run(self, prompt: str, max_tokens: int, stream: bool = False) -> Timing:
         rendered = self.fmt(messages=[{"role": "user", "content": prompt}])
         tokens = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
                                    special=True)
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
-        t0 = time.perf_counter()
-        out: Any = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
-                                              stop=stop)
-        seconds = time.perf_counter() - t0
-        usage = out["usage"]
-        return Timing(seconds, usage["prompt_tokens"], usage["completion_tokens"])
+        c0, t0 = time.process_time(), time.perf_counter()
+        if stream:
+            pieces = sum(1 for _ in self.llm.create_completion(prompt=tokens, max_tokens=max_tokens,
+                                                               temperature=0.0, stop=stop, stream=True))
+            prompt_tokens, completion_tokens = len(tokens), pieces
+        else:
+            out: Any = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
+                                                  stop=stop)
+            prompt_tokens, completion_tokens = out["usage"]["prompt_tokens"], out["usage"]["completion_tokens"]
+        seconds, cpu = time.perf_counter() - t0, time.process_time() - c0
+        return Timing(seconds, prompt_tokens, completion_tokens, cpu)
 
 
 class Agent:
@@ -92,11 +101,22 @@ class Agent:
     def run(self, prompt: str, max_tokens: int, stream: bool = False) -> Timing:
         from edge_agent.engine.base import Request
 
-        t0 = time.perf_counter()
+        pieces = 0
+
+        def on_token(piece: str) -> None:
+            nonlocal pieces
+            pieces += 1
+
+        w0, c0, t0 = self._worker_cpu(), time.process_time(), time.perf_counter()
         done = self.worker.complete(Request(prompt, max_tokens=max_tokens, temperature=0.0, stream=stream),
-                                    on_token=(lambda piece: None) if stream else None)
+                                    on_token=on_token if stream else None)
         seconds = time.perf_counter() - t0
-        return Timing(seconds, done.prompt_tokens, done.completion_tokens)
+        cpu = time.process_time() - c0 + self._worker_cpu() - w0
+        return Timing(seconds, done.prompt_tokens, done.completion_tokens, cpu)
+
+    def _worker_cpu(self) -> float:
+        t = psutil.Process(self.worker.pid).cpu_times()
+        return t.user + t.system
 
     def close(self) -> None:
         self.worker.stop()
@@ -121,38 +141,51 @@ def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tok
         for fn in sides.values():
             fn(long_prompt(99999), 1)
             fn(short_prompt(99999), 8)
-        pp: dict[str, list[float]] = {"direct": [], "agent": []}
-        tg: dict[str, list[float]] = {"direct": [], "agent": []}
+        rates: dict[str, dict[str, list[float]]] = {
+            what: {"direct": [], "agent": []} for what in ("pp", "tg", "tg-stream", "pp-cpu", "tg-cpu")}
         tokens_seen: dict[str, list[int]] = {"direct": [], "agent": []}
+        calls = (("pp", long_prompt, 1, False), ("one", short_prompt, 1, False),
+                 ("many", short_prompt, gen_tokens, False), ("stream", short_prompt, gen_tokens, True))
         for i in range(pairs):
             # Each measurement is taken on both sides back to back, the side going first
             # alternating, so that a change in the machine's load falls on both.
             order = ["direct", "agent"] if i % 2 == 0 else ["agent", "direct"]
             got: dict[str, dict[str, Timing]] = {"direct": {}, "agent": {}}
-            for what, prompt, n in (("pp", long_prompt, 1), ("one", short_prompt, 1),
-                                    ("many", short_prompt, gen_tokens)):
+            for what, prompt, n, stream in calls:
                 for side in order:
                     # A prompt never seen before by either side: the cached prefix stays the template's.
-                    got[side][what] = sides[side](prompt(i * 10 + len(got[side]) * 2 + (side == "agent")), n)
+                    got[side][what] = sides[side](prompt(i * 10 + len(got[side]) * 2 + (side == "agent")), n,
+                                                  stream)
             for side in order:
-                p, one, many = got[side]["pp"], got[side]["one"], got[side]["many"]
-                pp[side].append(p.prompt_tokens / p.seconds)
-                tg[side].append((many.completion_tokens - 1) / max(many.seconds - one.seconds, 1e-9))
+                p, one, many, streamed = (got[side][w] for w in ("pp", "one", "many", "stream"))
+                rates["pp"][side].append(p.prompt_tokens / p.seconds)
+                rates["pp-cpu"][side].append(p.prompt_tokens / p.cpu)
+                rates["tg"][side].append((many.completion_tokens - 1) / max(many.seconds - one.seconds, 1e-9))
+                rates["tg-cpu"][side].append((many.completion_tokens - 1) / max(many.cpu - one.cpu, 1e-9))
+                rates["tg-stream"][side].append(
+                    (streamed.completion_tokens - 1) / max(streamed.seconds - one.seconds, 1e-9))
                 tokens_seen[side].append(many.completion_tokens)
-            log(f"  pair {i + 1}/{pairs}: pp {pp['agent'][-1]:.0f}/{pp['direct'][-1]:.0f} t/s, "
-                f"tg {tg['agent'][-1]:.1f}/{tg['direct'][-1]:.1f} t/s (agent/direct), load {load_average()}")
+            log(f"  pair {i + 1}/{pairs}: " + ", ".join(
+                f"{w} {rates[w]['agent'][-1]:.1f}/{rates[w]['direct'][-1]:.1f}" for w in rates)
+                + f" t/s (agent/direct), load {load_average()}")
     finally:
         agent.close()
     load = f"{load_before} -> {load_average()}"
     detail = {"threads": threads, "gen_tokens": gen_tokens, "load": load,
               "completion_tokens": {k: sorted(set(v)) for k, v in tokens_seen.items()}}
+    def paired(what: str) -> list[float]:
+        return [a / d for a, d in zip(rates[what]["agent"], rates[what]["direct"], strict=True)]
+
     figures = []
-    for name, series in (("prompt processing", pp), ("generation", tg)):
-        ratios = [a / d for a, d in zip(series["agent"], series["direct"], strict=True)]
+    for what, name in (("pp", "prompt processing"), ("tg", "generation"), ("tg-stream", "generation, streamed")):
+        ratios = paired(what)
         r = median(ratios)
-        figures.append(Figure("3", f"agent {name} tokens/s", median(series["agent"]), median(series["direct"]),
-                              "tok/s", "direct llama-cpp-python", ">= 0.97", r >= 0.97, pairs,
-                              {**detail, "pair_ratios": [round(x, 3) for x in ratios]}, ratio=r))
+        cpu = f"{what.split('-')[0]}-cpu"
+        figures.append(Figure(
+            "3", f"agent {name} tokens/s", median(rates[what]["agent"]), median(rates[what]["direct"]),
+            "tok/s", "direct llama-cpp-python", ">= 0.97", r >= 0.97, pairs,
+            {**detail, "pair_ratios": [round(x, 3) for x in ratios],
+             "cpu_time_ratio": round(median(paired(cpu)), 3)}, ratio=r))
     return figures
 
 

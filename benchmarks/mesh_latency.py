@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import queue
+import socket
 import time
 import uuid
 from collections import defaultdict
@@ -37,6 +38,9 @@ NAMESPACE = "dmoa/v1"  # a bridge forwards to/<peer>/# (edge_agent/topics.py); n
 def _paho(host: str, port: int) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
     client.connect(host, port, keepalive=30)
+    sock = client.socket()
+    if sock is not None:  # as the agents' clients do (edge_agent/mesh.py): no Nagle delay
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
     return client
 
