@@ -79,8 +79,10 @@ class Direct:
         stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
         c0, t0 = time.process_time(), time.perf_counter()
         if stream:
-            pieces = sum(1 for _ in self.llm.create_completion(prompt=tokens, max_tokens=max_tokens,
-                                                               temperature=0.0, stop=stop, stream=True))
+            # Counted as the engine counts a stream (edge_agent/engine/llama.py): pieces with text.
+            pieces = sum(1 for chunk in self.llm.create_completion(prompt=tokens, max_tokens=max_tokens,
+                                                                   temperature=0.0, stop=stop, stream=True)
+                         if chunk["choices"][0]["text"])
             prompt_tokens, completion_tokens = len(tokens), pieces
         else:
             out: Any = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
