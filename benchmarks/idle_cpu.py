@@ -119,7 +119,7 @@ def run(quick: bool = False, sizes: list[int] | None = None, window_s: float | N
     one, big = rows[0], rows[-1]
     a, b = fit(rows)
     limit = (budget - a) / b if b > 0 else float("inf")
-    detail = {"rows": rows, "fit_per_board_cores": {"a": round(a, 5), "b_per_device": round(b, 6)},
+    detail = {"load": big["load"], "rows": rows, "fit_per_board_cores": {"a": round(a, 5), "b_per_device": round(b, 6)},
               "budget_cores_per_board": budget, "n_at_budget": round(limit, 1)}
     n = big["n"]
     figures = [Figure("4", f"idle {n}-device mesh, total cores", big["total_cores"], one["total_cores"] * n,
