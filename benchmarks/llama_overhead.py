@@ -56,6 +56,8 @@ class Timing:
     completion_tokens: int
     cpu: float = 0.0
     """CPU seconds of every process involved: wall time on a shared machine waits for a core too."""
+    engine: float = 0.0
+    """The agent's side: seconds the engine measured inside the worker (the rest is hand-off)."""
 
 
 class Direct:
@@ -118,7 +120,7 @@ class Agent:
                                     on_token=on_token if stream else None)
         seconds = time.perf_counter() - t0
         cpu = time.process_time() - c0 + self._worker_cpu() - w0
-        return Timing(seconds, done.prompt_tokens, done.completion_tokens, cpu)
+        return Timing(seconds, done.prompt_tokens, done.completion_tokens, cpu, done.seconds)
 
     def _worker_cpu(self) -> float:
         t = psutil.Process(self.worker.pid).cpu_times()
@@ -151,6 +153,7 @@ def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tok
             what: {"direct": [], "agent": []}
             for what in ("pp", "tg", "tg-stream", "pp-cpu", "tg-cpu", "tg-stream-cpu")}
         tokens_seen: dict[str, list[int]] = {"direct": [], "agent": []}
+        handoff: list[float] = []
         calls = (("pp", long_prompt, 1, False), ("one", short_prompt, 1, False),
                  ("many", short_prompt, gen_tokens, False), ("stream", short_prompt, gen_tokens, True))
         for i in range(pairs):
@@ -174,6 +177,8 @@ def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tok
                 rates["tg-stream-cpu"][side].append(
                     (streamed.completion_tokens - 1) / max(streamed.cpu - one.cpu, 1e-9))
                 tokens_seen[side].append(many.completion_tokens)
+                if side == "agent":
+                    handoff += [(t.seconds - t.engine) * 1000 for t in (p, one, many, streamed)]
             log(f"  pair {i + 1}/{pairs}: " + ", ".join(
                 f"{w} {rates[w]['agent'][-1]:.1f}/{rates[w]['direct'][-1]:.1f}" for w in rates)
                 + f" t/s (agent/direct), load {load_average()}")
@@ -181,6 +186,7 @@ def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tok
         agent.close()
     load = f"{load_before} -> {load_average()}"
     detail = {"threads": threads, "gen_tokens": gen_tokens, "load": load,
+              "agent_handoff_ms_median": round(median(handoff), 2),
               "completion_tokens": {k: sorted(set(v)) for k, v in tokens_seen.items()}}
     def paired(what: str) -> list[float]:
         return [a / d for a, d in zip(rates[what]["agent"], rates[what]["direct"], strict=True)]
