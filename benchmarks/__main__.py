@@ -120,7 +120,8 @@ def main() -> int:
     parser.add_argument("--quick", action="store_true", help="fewer runs: a few minutes in all")
     parser.add_argument("--only", nargs="+", choices=[b.name for b in BENCHES], help="run these only")
     parser.add_argument("--list", action="store_true", help="list the benchmarks and exit")
-    parser.add_argument("--no-write", action="store_true", help=f"do not rewrite {DOC.relative_to(ROOT)}")
+    parser.add_argument("--no-write", action="store_true",
+                        help=f"do not rewrite {DOC.relative_to(ROOT)} (a run with --only never does)")
     parser.add_argument("--json", type=Path, help="also write every figure to this JSON file")
     parser.add_argument("extra", nargs="*", help="`run NAME [-- ARGS]`: run one of the older benchmarks")
     args = parser.parse_args()
@@ -158,7 +159,7 @@ def main() -> int:
     if args.json:
         args.json.write_text(json.dumps({"machine": described, "figures": [f.as_dict() for f in figures]},
                                         indent=2, default=str))
-    if not args.no_write:
+    if not args.no_write and not args.only:  # the table holds every benchmark of one run
         write_doc(figures, described, args.quick, seconds, failures)
     return 1 if failures else 0
 
