@@ -1,4 +1,4 @@
-# Quickstart: `make demo` (a local mesh answering a prompt) and `make test`.
+# Quickstart: `make demo` (a local mesh answering a prompt), `make test` and `make bench`.
 # `make lab` boots board-like machines for the playbook (root; docs/lab.md), `make lab-down` stops them.
 # Every target installs what it needs, idempotently, and skips what is already there.
 
@@ -15,7 +15,7 @@ ifdef LLAMA_CMAKE_ARGS
 export LLAMA_CMAKE_ARGS
 endif
 
-.PHONY: setup mosquitto rabbitmq venv model demo test faults lab lab-down clean
+.PHONY: setup mosquitto rabbitmq venv model demo test faults bench lab lab-down clean
 
 setup: mosquitto rabbitmq venv model
 
@@ -48,6 +48,11 @@ test: setup
 # The fault matrix, long scenarios included; rewrites the table in docs/reliability.md.
 faults: setup
 	DMOA_RELIABILITY_TABLE=docs/reliability.md $(BIN)/python -m pytest -m faults $(PYTEST_ARGS)
+
+# The performance benchmarks (docs/performance.md, which it rewrites); BENCH_ARGS=--quick for a short run.
+BENCH_ARGS ?=
+bench: setup
+	$(BIN)/python -m benchmarks $(BENCH_ARGS)
 
 lab: setup
 	$(BIN)/python -m lab up --boards $(LAB_BOARDS)

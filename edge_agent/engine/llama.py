@@ -36,10 +36,15 @@ class LlamaEngine:
             raise ModelError(f"model file not found: {spec.model_path}")
         self.spec = spec
         self.n_ctx = spec.n_ctx
+        threads = spec.n_threads or len(os.sched_getaffinity(0))
         self._llm = Llama(
             model_path=spec.model_path,
             n_ctx=spec.n_ctx,
-            n_threads=spec.n_threads or len(os.sched_getaffinity(0)),
+            n_threads=threads,
+            # Prompt evaluation too: llama-cpp-python's default is every CPU of the machine
+            # (os.cpu_count(), llama.py), which overrides the configured thread budget and, on a
+            # board whose other cores are busy, makes OpenMP's threads wait on each other.
+            n_threads_batch=threads,
             n_gpu_layers=spec.n_gpu_layers,
             seed=spec.seed if spec.seed >= 0 else 0xFFFFFFFF,
             verbose=False,
