@@ -106,8 +106,8 @@ def free_block() -> str:
 def mesh(count: int, engine: str = "fake", fake_seconds: float = 0.0, **settings: Any) -> Iterator[list[Any]]:
     """A local mesh of fake (or llama) devices as `edge-agent mesh up` starts it, torn down however
     the benchmark ends. Imported late: the core's module layout is being reorganised."""
-    from edge_agent import localmesh
-    from edge_agent.commands.mesh import agent_settings
+    from edge_agent.ops import localmesh
+    from edge_agent.ops.localmesh import agent_settings
 
     extra = tuple(f"{k}={v}" for k, v in {"admission": "accept", **settings}.items())
     model = "smollm2-135m-instruct-q4_1" if engine == "llama" else "fake"

@@ -59,7 +59,7 @@ def raw_fsync_ms(directory: Path, rounds: int) -> float:
 
 
 def _task(i: int) -> Any:
-    from edge_agent.protocol import Task
+    from edge_agent.wire.messages import Task
 
     return Task(task_id=uuid.uuid4().hex, job_id=uuid.uuid4().hex[:16], origin="edge-1", layer=1,
                 role="propose", prompt=f"prompt {i} " + "words " * 150, max_tokens=96, created_at=time.time())
@@ -67,7 +67,7 @@ def _task(i: int) -> Any:
 
 def store_task_ms(directory: Path, tasks: int, durable: bool) -> float:
     """Median milliseconds of one task's four store commits."""
-    from edge_agent.store import Store
+    from edge_agent.node.store import Store
 
     path = directory / f"store-{uuid.uuid4().hex[:8]}.db"
     store = Store(path)

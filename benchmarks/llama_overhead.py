@@ -131,7 +131,7 @@ class Agent:
 
 
 def model_path() -> str:
-    from edge_agent.models import resolve_model
+    from edge_agent.ops.modelcards import resolve_model
 
     return resolve_model(MODEL)[0]
 

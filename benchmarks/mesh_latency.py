@@ -91,8 +91,8 @@ def _jobs(client: Any, layers: int, proposers: int, count: int, warm: int = 2) -
 
 
 def _client(device: Any) -> Any:
-    from edge_agent.client import SubmitClient
-    from edge_agent.mesh import BrokerAddress
+    from edge_agent.client.submit import SubmitClient
+    from edge_agent.wire.mqtt import BrokerAddress
 
     return SubmitClient(BrokerAddress(device.host, device.port), device.device)
 
