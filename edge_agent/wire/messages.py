@@ -249,11 +249,15 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
-@functools.cache
+_HINTS: dict[type[Message], dict[str, Any]] = {}
+
+
 def _hints(cls: type[Message]) -> dict[str, Any]:
     """A message class's field types, resolved once: resolving them is most of a decode's cost,
     and every board decodes every peer's status each interval."""
-    return typing.get_type_hints(cls)
+    if cls not in _HINTS:
+        _HINTS[cls] = typing.get_type_hints(cls)
+    return _HINTS[cls]
 
 
 def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
