@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 
 import paho.mqtt.client as mqtt
 import psutil
@@ -77,12 +76,8 @@ def test_hostile_messages_on_every_inbound_topic_are_counted_and_the_agent_keeps
         raw.publish(topic, payload, qos=1).wait_for_publish(5)
     raw.loop_stop()
     raw.disconnect()
-    deadline = time.monotonic() + 20
-    rejected = before
-    while time.monotonic() < deadline and rejected < before + len(payloads):
-        time.sleep(0.5)
-        rejected = {s["device"]: s for s in read_statuses(target.host, target.port, 1.0)}[target.device]["rejected"]
-    assert rejected == before + len(payloads)
+    counted = wait_for_status(target, target.device, lambda s: s.rejected >= before + len(payloads), timeout_s=20)
+    assert counted.rejected == before + len(payloads)
     with client_for(target) as client:
         answer = client.submit("Say hello.", 1, 1, timeout_s=240)
     assert answer.ok and len(answer.inferences) == 3
