@@ -310,7 +310,8 @@ class Agent:
             try:
                 if now >= self._status_due:  # first: the status says when the disk is full
                     self._status_sent, self._status_due = now, now + self.cfg.status_interval_s
-                    self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=0,
+                    # QoS 1 across the bridges: see docs/protocol.md, "Why QoS 1 for statuses".
+                    self.client.publish(topics.status(self.cfg.device), self._status().encode(), qos=1,
                                         retain=True)
                 if now < next_tick:
                     continue

@@ -4,7 +4,7 @@ again; receivers deduplicate by id.
 
 One thread publishes, woken by an event: the store sets it when a commit queued a message, the
 MQTT client when the broker acknowledged one or the link came back. Nothing else publishes the
-outbox, so no step of a job waits for a tick. Notices (progress events, QoS 0, not kept) go out
+outbox, so no step of a job waits for a tick. Notices (progress events: not kept) go out
 through the same thread after the rows committed before them: a "dispatched" event never
 overtakes the tasks it announces.
 """
@@ -34,7 +34,9 @@ class Outbox:
         self.wake = store.outbox_ready
 
     def notify(self, topic: str, payload: bytes) -> None:
-        """Publish at QoS 0 after what the outbox holds now; dropped if the link is down."""
+        """Publish after what the outbox holds now; dropped if the link is down. QoS 1 all the same
+        (docs/protocol.md, "Why QoS 1 for statuses"): a QoS 0 message would hold up the task
+        behind it on the bridge."""
         self._notices.append((topic, payload))
         self.wake.set()
 
@@ -63,7 +65,7 @@ class Outbox:
                 self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)
             while self._notices:
                 topic, payload = self._notices.popleft()
-                self._client.publish(topic, payload, qos=0)
+                self._client.publish(topic, payload, qos=1)
 
     def pending(self) -> int:
         with self._lock:

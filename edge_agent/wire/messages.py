@@ -8,7 +8,6 @@ anything else raises ProtocolError, which receivers count and drop.
 
 from __future__ import annotations
 
-import functools
 import json
 import re
 import secrets
