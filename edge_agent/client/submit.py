@@ -29,6 +29,12 @@ from edge_agent.wire.messages import (
 from edge_agent.wire.mqtt import BrokerAddress, Credentials, MeshClient
 from edge_agent.wire.streaming import Assembler
 
+# A submit is published again until its origin says it holds the job ("accepted"): a broker's
+# PUBACK means it has the message in memory, not that the origin's agent committed it, and a
+# board that loses power in between loses it. The origin runs a job id once.
+RESUBMIT_FIRST_S = 2.0
+RESUBMIT_MAX_S = 16.0
+
 ProgressHook = Callable[[Progress], None]
 TokenHook = Callable[[str], None]
 
@@ -45,6 +51,7 @@ class SubmitClient:
         self.broker = broker
         self._answers: dict[str, tuple[queue.Queue[Answer], str]] = {}
         self._hooks: dict[str, ProgressHook] = {}
+        self._accepted: dict[str, threading.Event] = {}
         self._streams: dict[str, tuple[str, Assembler, TokenHook]] = {}
         self.watch: ProgressHook | None = None
         """Called with every job event heard on the mesh (on paho's thread)."""
@@ -123,8 +130,10 @@ class SubmitClient:
         job_id = job_id or new_job_id()
         inbox: queue.Queue[Answer] = queue.Queue()
         secret = new_secret()
+        accepted = threading.Event()
         with self._lock:
             self._answers[job_id] = (inbox, secret)
+            self._accepted[job_id] = accepted
             if on_progress:
                 self._hooks[job_id] = on_progress
             if on_token:
@@ -145,18 +154,30 @@ class SubmitClient:
                 raise MeshError(f"cannot hand the prompt to {self.broker}: {err}") from None
             if not info.is_published():
                 raise MeshError(f"broker {self.broker} did not acknowledge the prompt")
-            try:
-                answer = inbox.get(timeout=timeout_s)
-            except queue.Empty:
-                raise JobError(
-                    f"no answer within {timeout_s:.0f} s; job {job_id} goes on at {target}"
-                ) from None
+            answer = self._await_answer(inbox, accepted, topics.submit(target), payload, timeout_s)
+            if answer is None:
+                raise JobError(f"no answer within {timeout_s:.0f} s; job {job_id} goes on at {target}")
         finally:
             with self._lock:
                 self._answers.pop(job_id, None)
+                self._accepted.pop(job_id, None)
                 self._hooks.pop(job_id, None)
                 self._streams.pop(job_id, None)
         return answer
+
+    def _await_answer(self, inbox: queue.Queue[Answer], accepted: threading.Event, topic: str, payload: bytes,
+                      timeout_s: float) -> Answer | None:
+        """The answer, publishing the submit again (backing off) until the origin accepted it."""
+        deadline = time.monotonic() + timeout_s
+        pause = RESUBMIT_FIRST_S
+        while (left := deadline - time.monotonic()) > 0:
+            try:
+                return inbox.get(timeout=left if accepted.is_set() else min(pause, left))
+            except queue.Empty:
+                if not accepted.is_set():
+                    self._client.publish(topic, payload, qos=1)
+                    pause = min(pause * 2, RESUBMIT_MAX_S)
+        return None
 
     # -- callbacks (paho thread) ------------------------------------------------------
     def _on_identity(self, message: mqtt.MQTTMessage) -> None:
@@ -182,6 +203,9 @@ class SubmitClient:
             return
         with self._lock:
             hook = self._hooks.get(progress.job_id)
+            accepted = self._accepted.get(progress.job_id)
+        if accepted is not None and progress.event == "accepted":
+            accepted.set()
         if hook is not None:
             hook(progress)
         if self.watch is not None:

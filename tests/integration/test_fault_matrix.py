@@ -19,10 +19,12 @@ from history import Recorder, check
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import client_for, running_mesh, wait_for_status
 
+from edge_agent.client.status import observer_id
 from edge_agent.ops import localmesh
 from edge_agent.theory.stability import inferences_per_prompt
 from edge_agent.wire import topics
 from edge_agent.wire.messages import Progress, Result, Status, Task, decode
+from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 pytestmark = pytest.mark.faults
 
@@ -263,3 +265,42 @@ def test_soak_a_thousand_prompts_on_the_real_model_leaks_neither_memory_nor_file
     assert verdict.valid and verdict.answered == prompts, verdict.summary()
     assert grown_mb < 50
     assert abs(at_end[1] - after_warmup[1]) <= 2 and at_end[2:] == after_warmup[2:]
+
+
+def test_a_submit_the_broker_acknowledged_but_lost_before_the_agent_had_it_is_sent_again(tmp_path, reliability):
+    with running_mesh(tmp_path, 1, engine="fake", fake_seconds=0.1) as (board,):
+        seen = threading.Event()
+        witness = MeshClient(observer_id("witness"), BrokerAddress(board.host, board.port))
+        witness.route(topics.submit(board.device), lambda message: seen.set())
+        witness.connect()
+        answers: list = []
+        accepted = threading.Event()
+        broker = None
+        with client_for(board) as client:
+            agent = psutil.Process(board.agent_pid)
+            agent.suspend()  # frozen, still online: the submit only reaches its socket's buffer
+            asking = threading.Thread(target=lambda: answers.append(client.submit(
+                "Why is the sky blue?", 0, 0, timeout_s=90,
+                on_progress=lambda p: p.event == "accepted" and accepted.set())))
+            try:
+                asking.start()
+                assert seen.wait(30), "the broker never had the submit"
+                witness.close()
+                # A power cut: the agent dies with the submit unread, its broker before saving it.
+                os.killpg(board.agent_pid, signal.SIGKILL)
+                psutil.wait_procs([agent], timeout=10)
+                kill_unsaved(board)
+                broker = restart_broker(board)
+                restarted = localmesh.start_agent(Path(board.directory))
+                localmesh.update_agent_pid(tmp_path, board.device, restarted.pid)
+                assert accepted.wait(60), "the origin never accepted the job"
+                asking.join(90)
+            finally:
+                if broker is not None:
+                    broker.kill()
+                    broker.wait(10)
+    (answer,) = answers
+    assert answer.ok
+    reliability(scenario="a submit acknowledged by the broker and lost in a power cut before the agent had it",
+                trials=1, lost=0, duplicated=0, recovered=0, recover_s=None,
+                figure="the client published it again until the origin accepted it; answered once")
