@@ -18,15 +18,25 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
 from edge_agent import topics
-from edge_agent.localmesh import VirtualDevice
 from edge_agent.protocol import Answer, Submit, decode, new_secret
+
+
+class Board(Protocol):
+    """Where a Recorder connects: a board's broker (a local mesh's VirtualDevice, or a lab board)."""
+
+    host: str
+    port: int
+    device: str
 
 
 @dataclass
@@ -64,9 +74,12 @@ class Verdict:
 class Recorder:
     """A client of one board's broker that offers prompts to any device and records everything.
 
-    Answers come back to this board (reply_to), authenticated by each submit's secret."""
+    Answers come back to this board (reply_to), authenticated by each submit's secret. On a
+    board whose broker asks for a login, give username and password; `where` is a context in
+    which the connection is made (a lab board's network namespace, say)."""
 
-    def __init__(self, board: VirtualDevice) -> None:
+    def __init__(self, board: Board, username: str | None = None, password: str | None = None,
+                 where: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
         self.board = board
         self.ops: dict[str, Op] = {}
         self.strays: list[Answer] = []
@@ -78,7 +91,10 @@ class Recorder:
                                    client_id=f"history-{uuid.uuid4().hex[:8]}")
         self._client.on_message = self._on_answer
         self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.connect(board.host, board.port)
+        if username:
+            self._client.username_pw_set(username, password)
+        with where():
+            self._client.connect(board.host, board.port)
         self._client.loop_start()
         self._client.subscribe(topics.answers(board.device), 1)
         if not self._subscribed.wait(10):
