@@ -83,6 +83,10 @@ class Recorder:
         self.board = board
         self.ops: dict[str, Op] = {}
         self.strays: list[Answer] = []
+        # Its job ids start with this: an answer to another client's job (on a mesh that outlives
+        # one Recorder, a board sends recent answers again when it reconnects) is not unexpected.
+        self.prefix = uuid.uuid4().hex[:6]
+        self.others: list[Answer] = []
         self._secrets: dict[str, str] = {}
         self._lock = threading.Lock()
         self._answered = threading.Condition(self._lock)
@@ -101,7 +105,7 @@ class Recorder:
             raise AssertionError(f"could not subscribe to answers on {board.device}'s broker")
 
     def offer(self, origin: str, prompt: str, layers: int, proposers: int) -> Op:
-        job_id = uuid.uuid4().hex[:16]
+        job_id = self.prefix + uuid.uuid4().hex[:10]
         secret = new_secret()
         op = Op(job_id, origin, time.monotonic())
         with self._lock:
@@ -121,7 +125,9 @@ class Recorder:
         answer = decode(message.payload, Answer)
         with self._lock:
             op = self.ops.get(answer.job_id)
-            if op is None or self._secrets.get(answer.job_id) != answer.secret:
+            if op is None and not answer.job_id.startswith(self.prefix):
+                self.others.append(answer)
+            elif op is None or self._secrets.get(answer.job_id) != answer.secret:
                 self.strays.append(answer)
             else:
                 op.answers.append((time.monotonic(), answer))
