@@ -299,6 +299,8 @@ def test_a_peer_rebooted_mid_layer_leaves_the_prompt_answered_once(fake_mesh: La
                 assert recorder.wait_all_answered(120)  # board-3 not chosen: the next prompt
             else:
                 pytest.fail("board-3 was given no task in 6 prompts")
+            (task_id,) = [t for (t,) in query(lab, "board-1", "SELECT task_id FROM dispatches WHERE job_id=? AND "
+                                                "device='board-3' AND layer=1", op.job_id)]
             began = time.monotonic()
             lab.ssh("board-3", "sudo", "systemctl", "reboot", timeout=30)
             # board-3 came back: a new boot id. (ps's lstart of PID 1 has a one-second grain.)
@@ -311,6 +313,9 @@ def test_a_peer_rebooted_mid_layer_leaves_the_prompt_answered_once(fake_mesh: La
             rejoined_s = time.monotonic() - began
             verdict = verdict_of(recorder, lab, tmp_path)
             answer = op.answers[0][1]
+            # The agent's shutdown interrupted the task: requeued for the next start, not dead-lettered.
+            lettered = query(lab, "board-3", "SELECT reason FROM dead_letters WHERE "
+                             "instr(CAST(payload AS TEXT), ?) > 0", task_id)
     finally:
         set_engine(lab, "board-3", FAKE_SECONDS)
     reliability(scenario="a peer rebooted (systemctl reboot) while it held a layer-1 task of another board's job",
@@ -319,6 +324,7 @@ def test_a_peer_rebooted_mid_layer_leaves_the_prompt_answered_once(fake_mesh: La
                 figure=f"answered {answered_s:.1f} s after the reboot ({'; '.join(answer.notes) or 'no notes'}); "
                        f"board-3 back in the mesh after {rejoined_s:.1f} s")
     assert rejoined, "board-3 did not rejoin the mesh"
+    assert not lettered, f"board-3 dead-lettered the task its reboot interrupted: {lettered}"
     assert verdict.valid and verdict.answered == verdict.offered, verdict.summary()
     assert answer.ok, answer.error
 
@@ -416,8 +422,9 @@ def test_lossy_slow_links_lose_and_duplicate_nothing(fake_mesh: Lab, reliability
     reliability(scenario=f"lossy links: 20 % of bridge packets dropped, 50 ± 10 ms each way, {seconds} s of load",
                 trials=verdict.offered, lost=len(verdict.lost), duplicated=len(verdict.duplicated),
                 recovered=len(verdict.recovered), recover_s=None,
-                figure=f"{sum(drops.values())} packets dropped; p95 answer {p95:.1f} s (before: slowest "
-                       f"{baseline:.1f} s); relayed chunks held {min(delays) * 1000:.0f}-{max(delays) * 1000:.0f} ms")
+                figure=f"{sum(drops.values())} packets dropped; p95 answer {p95:.1f} s (3 prompts at once "
+                       f"before the fault: slowest {baseline:.1f} s); relayed chunks held "
+                       f"{min(delays) * 1000:.0f}-{max(delays) * 1000:.0f} ms")
     assert answered, verdict.summary()
     assert verdict.valid and verdict.answered == verdict.offered, verdict.summary()
     assert all(n > 0 for n in drops.values()), f"control: packets were dropped on every board {drops}"
