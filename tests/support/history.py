@@ -139,6 +139,11 @@ class Recorder:
             return self._answered.wait_for(
                 lambda: all(op.answers for op in self.ops.values() if op.acked), timeout_s)
 
+    def wait_answered(self, job_ids: list[str], timeout_s: float) -> bool:
+        """Wait until each of these jobs has an answer."""
+        with self._lock:
+            return self._answered.wait_for(lambda: all(self.ops[j].answers for j in job_ids), timeout_s)
+
     def close(self) -> None:
         self._client.loop_stop()
         self._client.disconnect()
