@@ -242,6 +242,16 @@ class ResultWitness:
         self._client.disconnect()
 
 
+@contextlib.contextmanager
+def powered_on_at_exit(lab: Lab, victim: Board) -> Iterator[None]:
+    """However the block ends, the board is left running for the tests after it."""
+    try:
+        yield
+    finally:
+        if not victim.running():
+            faults.power_on(victim, lab.ssh_config)
+
+
 @pytest.mark.parametrize("cuts", [pytest.param(3, id="3-cuts"), pytest.param(10, id="10-cuts", marks=pytest.mark.slow)])
 def test_power_cuts_of_the_origin_board_answer_every_prompt_once_and_never_damage_its_store(
         fake_mesh: Lab, reliability, tmp_path: Path, cuts: int) -> None:
@@ -261,7 +271,7 @@ def test_power_cuts_of_the_origin_board_answer_every_prompt_once_and_never_damag
     moments: list[float] = []
     committed: list[str] = []
     in_flight: list[str] = []
-    with recorder_on(lab, "board-2") as recorder:
+    with recorder_on(lab, "board-2") as recorder, powered_on_at_exit(lab, victim):
         probe = recorder.offer("board-1", "How long does a job live?", 1, 2)
         assert probe.acked and recorder.wait_all_answered(120), "control: a job at board-1 is answered"
         life = probe.answers[0][0] - probe.invoked
