@@ -410,7 +410,7 @@ def test_one_board_partitioned_for_a_minute_under_load_loses_nothing_and_rejoins
                 figure=f"{len(answered_during)}/{len(during)} prompts at the other boards answered during the "
                        f"partition (slowest {slowest_during:.1f} s, peer_stale_s {PEER_STALE_S:.0f} s, task "
                        f"deadline 120 s); {len(to_board3)} prompts at board-3 answered after it; {len(late)} late "
-                       f"results from board-3 discarded; back in the mesh {rejoin_s:.1f} s after the heal")
+                       f"result(s) from board-3 discarded; back in the mesh {rejoin_s:.1f} s after the heal")
     assert rejoined, "board-3 did not rejoin the mesh within 120 s of the heal"
     assert verdict.valid and verdict.answered == verdict.offered, verdict.summary()
     assert set(early) <= answered_during, "prompts at the other boards waited for the partitioned board"
