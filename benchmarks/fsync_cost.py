@@ -1,6 +1,6 @@
 """Goal 5: what durable writes cost per task, here and on a slow emulated device.
 
-The agent's store is SQLite in WAL mode with synchronous=FULL (edge_agent/store.py): every commit
+The agent's store is SQLite in WAL mode with synchronous=FULL (edge_agent/node/db.py): every commit
 waits for an fsync of the WAL. A task served by a device costs it four commits: enqueue (on
 arrival), claim_next, finish_task (result + outbox row) and outbox_done (once published).
 Measured on each disk, same run:

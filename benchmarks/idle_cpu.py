@@ -29,7 +29,7 @@ import psutil
 
 from benchmarks.common import Figure, load_average, log, mesh, print_figures
 
-ALL_STATUS = "dmoa/v1/from/+/status"  # edge_agent/topics.py
+ALL_STATUS = "dmoa/v1/from/+/status"  # edge_agent/wire/topics.py
 
 
 def _cpu(pid: int) -> float:

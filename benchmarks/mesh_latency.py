@@ -32,14 +32,14 @@ import paho.mqtt.client as mqtt
 from benchmarks.common import Figure, load_average, log, median, mesh, print_figures
 
 PROMPT = "Why run small language models on single-board computers?"
-NAMESPACE = "dmoa/v1"  # a bridge forwards to/<peer>/# (edge_agent/topics.py); no agent reads .../bench/
+NAMESPACE = "dmoa/v1"  # a bridge forwards to/<peer>/# (edge_agent/wire/topics.py); no agent reads .../bench/
 
 
 def _paho(host: str, port: int) -> mqtt.Client:
     client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
     client.connect(host, port, keepalive=30)
     sock = client.socket()
-    if sock is not None:  # as the agents' clients do (edge_agent/mesh.py): no Nagle delay
+    if sock is not None:  # as the agents' clients do (edge_agent/wire/mqtt.py): no Nagle delay
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
     return client

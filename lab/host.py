@@ -18,6 +18,8 @@ PACKAGES = {
     "socat": "socat",
     "openssh-client": "ssh",
     "iproute2": "ip",
+    # The fault tests' loss and delay rules (lab/faults.py).
+    "nftables": "nft",
 }
 
 CLONE_NEWNET = 0x40000000

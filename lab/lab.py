@@ -79,6 +79,10 @@ def write_inventory(lab_boards: list[Board], ssh_config: Path) -> Path:
 ansible_user: {USER}
 ansible_become: true
 ansible_ssh_common_args: -F {ssh_config}
+# Every lab's boards have the same addresses and user, and Ansible names its shared SSH connections
+# after host, port and user only: without a folder of the lab's own, a play could run over another
+# lab's connection, on that lab's boards.
+ansible_control_path_dir: {STATE / 'ssh'}
 ansible_python_interpreter: /usr/bin/python3
 edge_board: any
 edge_model: {MODEL}

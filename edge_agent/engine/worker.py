@@ -125,10 +125,11 @@ class ModelWorker:
 
     def complete(self, request: Request, timeout_s: float | None = None,
                  on_token: TokenHook | None = None) -> Completion:
-        if self._conn is None:
+        conn = self._conn
+        if conn is None:
             raise WorkerCrashed("model worker is not running")
         try:
-            self._conn.send(request)
+            conn.send(request)
         except (OSError, BrokenPipeError):
             raise WorkerCrashed("model worker died") from None
         started = time.monotonic()
@@ -145,18 +146,23 @@ class ModelWorker:
         raise ModelError(str(value))
 
     def _wait(self, timeout_s: float | None, what: str) -> tuple[str, Any]:
-        assert self._conn is not None and self._proc is not None
+        # Local references: stop(), called by the agent's shutdown from another thread, closes the
+        # pipe and drops both while an inference waits here. That is the worker gone (the task is
+        # requeued at the next start), not a bug that dead-letters the task.
+        conn, proc = self._conn, self._proc
+        if conn is None or proc is None:
+            raise WorkerCrashed(f"model worker stopped before {what}")
         waited = 0.0
         while True:
             try:
-                if self._conn.poll(POLL_S):
-                    kind, value = self._conn.recv()
+                if conn.poll(POLL_S):
+                    kind, value = conn.recv()
                     return kind, value
             except (EOFError, OSError):
-                raise WorkerCrashed(f"model worker died during {what} (exit code {self._proc.exitcode})") from None
-            if not self._proc.is_alive():
-                raise WorkerCrashed(f"model worker died during {what} (exit code {self._proc.exitcode})")
+                raise WorkerCrashed(f"model worker died during {what} (exit code {proc.exitcode})") from None
+            if not proc.is_alive():
+                raise WorkerCrashed(f"model worker died during {what} (exit code {proc.exitcode})")
             waited += POLL_S
             if timeout_s is not None and waited >= timeout_s:
-                self._proc.kill()
+                proc.kill()
                 raise WorkerCrashed(f"model worker took over {timeout_s:.0f} s for {what}; killed")

@@ -15,8 +15,8 @@ import paho.mqtt.client as mqtt
 import psutil
 import pytest
 from badinput import bad_messages
-from history import Recorder, check
 from paho.mqtt.enums import CallbackAPIVersion
+from support.history import Recorder, check
 from support.meshes import client_for, running_mesh, wait_for_status
 
 from edge_agent.client.status import observer_id

@@ -13,8 +13,8 @@ from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from history import Recorder, check
 from paho.mqtt.enums import CallbackAPIVersion
+from support.history import Recorder, check
 from support.meshes import address_block, client_for, running_mesh
 
 from edge_agent.ops import hubcluster, localmesh

@@ -18,15 +18,25 @@ import threading
 import time
 import uuid
 from collections import defaultdict
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
-from edge_agent.ops.localmesh import VirtualDevice
 from edge_agent.wire import topics
 from edge_agent.wire.messages import Answer, Submit, decode, new_secret
+
+
+class Board(Protocol):
+    """Where a Recorder connects: a board's broker (a local mesh's VirtualDevice, or a lab board)."""
+
+    host: str
+    port: int
+    device: str
 
 
 @dataclass
@@ -64,12 +74,19 @@ class Verdict:
 class Recorder:
     """A client of one board's broker that offers prompts to any device and records everything.
 
-    Answers come back to this board (reply_to), authenticated by each submit's secret."""
+    Answers come back to this board (reply_to), authenticated by each submit's secret. On a
+    board whose broker asks for a login, give username and password; `where` is a context in
+    which the connection is made (a lab board's network namespace, say)."""
 
-    def __init__(self, board: VirtualDevice) -> None:
+    def __init__(self, board: Board, username: str | None = None, password: str | None = None,
+                 where: Callable[[], AbstractContextManager[object]] = nullcontext) -> None:
         self.board = board
         self.ops: dict[str, Op] = {}
         self.strays: list[Answer] = []
+        # Its job ids start with this: an answer to another client's job (on a mesh that outlives
+        # one Recorder, a board sends recent answers again when it reconnects) is not unexpected.
+        self.prefix = uuid.uuid4().hex[:6]
+        self.others: list[Answer] = []
         self._secrets: dict[str, str] = {}
         self._lock = threading.Lock()
         self._answered = threading.Condition(self._lock)
@@ -78,14 +95,17 @@ class Recorder:
                                    client_id=f"history-{uuid.uuid4().hex[:8]}")
         self._client.on_message = self._on_answer
         self._client.on_subscribe = lambda *_: self._subscribed.set()
-        self._client.connect(board.host, board.port)
+        if username:
+            self._client.username_pw_set(username, password)
+        with where():
+            self._client.connect(board.host, board.port)
         self._client.loop_start()
         self._client.subscribe(topics.answers(board.device), 1)
         if not self._subscribed.wait(10):
             raise AssertionError(f"could not subscribe to answers on {board.device}'s broker")
 
     def offer(self, origin: str, prompt: str, layers: int, proposers: int) -> Op:
-        job_id = uuid.uuid4().hex[:16]
+        job_id = self.prefix + uuid.uuid4().hex[:10]
         secret = new_secret()
         op = Op(job_id, origin, time.monotonic())
         with self._lock:
@@ -105,7 +125,9 @@ class Recorder:
         answer = decode(message.payload, Answer)
         with self._lock:
             op = self.ops.get(answer.job_id)
-            if op is None or self._secrets.get(answer.job_id) != answer.secret:
+            if op is None and not answer.job_id.startswith(self.prefix):
+                self.others.append(answer)
+            elif op is None or self._secrets.get(answer.job_id) != answer.secret:
                 self.strays.append(answer)
             else:
                 op.answers.append((time.monotonic(), answer))
@@ -116,6 +138,11 @@ class Recorder:
         with self._lock:
             return self._answered.wait_for(
                 lambda: all(op.answers for op in self.ops.values() if op.acked), timeout_s)
+
+    def wait_answered(self, job_ids: list[str], timeout_s: float) -> bool:
+        """Wait until each of these jobs has an answer."""
+        with self._lock:
+            return self._answered.wait_for(lambda: all(self.ops[j].answers for j in job_ids), timeout_s)
 
     def close(self) -> None:
         self._client.loop_stop()
