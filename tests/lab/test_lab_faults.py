@@ -261,8 +261,8 @@ def test_power_cuts_of_the_origin_board_answer_every_prompt_once_and_never_damag
     The submit is acknowledged by board-2's broker; its bridge hands it to board-1's broker, which
     acknowledges it before its agent has it. A cut in that window loses it with board-1's broker,
     which saves its messages only every autosave interval (found by this test; see
-    docs/reliability.md). So the promise is asserted for the jobs board-1's store held at the cut,
-    and the others are counted and reported apart."""
+    docs/reliability.md): the client publishes it again until the origin accepts it. Jobs the
+    origin's store held at the cut and jobs still in a broker are counted apart; none may be lost."""
     lab, victim = fake_mesh, board(fake_mesh, "board-1")
     seed = random.randrange(1 << 32)
     rng = random.Random(seed)
@@ -288,11 +288,9 @@ def test_power_cuts_of_the_origin_board_answer_every_prompt_once_and_never_damag
             (committed if held else in_flight).append(op.job_id)
             began = time.monotonic()
             faults.power_on(victim, lab.ssh_config)
-            # A job the store held must come out; one still in a broker may (bridge queue) or may not.
-            answered = recorder.wait_answered([op.job_id], 300 if held else 120)
-            assert answered or not held, f"trial {trial} (seed {seed}): a job board-1 had accepted was not answered"
-            if answered:
-                recover.append(max(0.0, op.answers[0][0] - began))
+            answered = recorder.wait_answered([op.job_id], 300)
+            assert answered, f"trial {trial} (seed {seed}): an acknowledged job was not answered ({held=})"
+            recover.append(max(0.0, op.answers[0][0] - began))
         verdict = verdict_of(recorder, lab, tmp_path)
     lost_committed = sorted(set(verdict.lost) & set(committed))
     lost_in_flight = sorted(set(verdict.lost) & set(in_flight))
@@ -300,11 +298,11 @@ def test_power_cuts_of_the_origin_board_answer_every_prompt_once_and_never_damag
                          "of a job, then booted again", trials=cuts, lost=len(verdict.lost),
                 duplicated=len(verdict.duplicated), recovered=len(verdict.recovered), recover_s=max(recover),
                 figure=f"integrity_check ok {checks.count('ok')}/{cuts}; of {len(committed)} jobs in the origin's "
-                       f"store at the cut, {len(lost_committed)} lost; of {len(in_flight)} not yet there, "
-                       f"{len(lost_in_flight)} lost with the origin's broker; job life {life:.1f} s, answered "
+                       f"store at the cut, {len(lost_committed)} lost; of {len(in_flight)} not yet there (sent "
+                       f"again by the client), {len(lost_in_flight)} lost; job life {life:.1f} s, answered "
                        f"at most {max(recover):.1f} s after the boot")
     assert checks == ["ok"] * cuts, f"seed {seed}: {checks}"
-    assert not lost_committed, f"seed {seed}, moments {moments}: {verdict.summary()}"
+    assert not verdict.lost, f"seed {seed}, moments {moments}: {verdict.summary()}"
     assert not (verdict.duplicated or verdict.unexpected), f"seed {seed}: {verdict.summary()}"
     assert all(op.answers[0][1].ok for op in recorder.ops.values() if op.answers), [
         op.answers[0][1].error for op in recorder.ops.values() if op.answers]

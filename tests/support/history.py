@@ -27,8 +27,9 @@ from typing import Protocol
 import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 
+from edge_agent.client.submit import RESUBMIT_FIRST_S, RESUBMIT_MAX_S
 from edge_agent.wire import topics
-from edge_agent.wire.messages import Answer, Submit, decode, new_secret
+from edge_agent.wire.messages import Answer, Progress, Submit, decode, new_secret
 
 
 class Board(Protocol):
@@ -47,6 +48,11 @@ class Op:
     acked: bool | None = None
     """True once the broker acknowledged the submit, False if it did not; None while unknown."""
     answers: list[tuple[float, Answer]] = field(default_factory=list)
+    accepted: bool = False
+    """The origin said it holds the job (its "accepted" progress event)."""
+    payload: bytes = b""
+    resend_at: float = 0.0
+    pause: float = RESUBMIT_FIRST_S
 
 
 @dataclass(frozen=True)
@@ -74,6 +80,9 @@ class Verdict:
 class Recorder:
     """A client of one board's broker that offers prompts to any device and records everything.
 
+    Like `edge-agent submit`, it publishes a submit again (backing off) until its origin accepts
+    the job: the broker's acknowledgement alone does not put it in the origin's store.
+
     Answers come back to this board (reply_to), authenticated by each submit's secret. On a
     board whose broker asks for a login, give username and password; `where` is a context in
     which the connection is made (a lab board's network namespace, say)."""
@@ -93,27 +102,32 @@ class Recorder:
         self._subscribed = threading.Event()
         self._client = mqtt.Client(callback_api_version=CallbackAPIVersion.VERSION2,
                                    client_id=f"history-{uuid.uuid4().hex[:8]}")
-        self._client.on_message = self._on_answer
+        self._client.message_callback_add(topics.answers(board.device), self._on_answer)
+        self._client.message_callback_add(topics.ALL_PROGRESS, self._on_progress)
         self._client.on_subscribe = lambda *_: self._subscribed.set()
         if username:
             self._client.username_pw_set(username, password)
         with where():
             self._client.connect(board.host, board.port)
         self._client.loop_start()
-        self._client.subscribe(topics.answers(board.device), 1)
+        self._client.subscribe([(topics.answers(board.device), 1), (topics.ALL_PROGRESS, 0)])
         if not self._subscribed.wait(10):
             raise AssertionError(f"could not subscribe to answers on {board.device}'s broker")
+        self._closed = threading.Event()
+        self._resender = threading.Thread(target=self._resend, name="resubmit", daemon=True)
+        self._resender.start()
 
     def offer(self, origin: str, prompt: str, layers: int, proposers: int) -> Op:
         job_id = self.prefix + uuid.uuid4().hex[:10]
         secret = new_secret()
-        op = Op(job_id, origin, time.monotonic())
+        submit = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
+                        reply_to=self.board.device, created_at=time.time(), secret=secret)
+        op = Op(job_id, origin, time.monotonic(), payload=submit.encode())
+        op.resend_at = op.invoked + op.pause
         with self._lock:
             self.ops[job_id] = op
             self._secrets[job_id] = secret
-        submit = Submit(job_id=job_id, prompt=prompt, layers=layers, proposers=proposers,
-                        reply_to=self.board.device, created_at=time.time(), secret=secret)
-        info = self._client.publish(topics.submit(origin), submit.encode(), qos=1)
+        info = self._client.publish(topics.submit(origin), op.payload, qos=1)
         try:
             info.wait_for_publish(timeout=10)
             op.acked = info.is_published()
@@ -133,6 +147,24 @@ class Recorder:
                 op.answers.append((time.monotonic(), answer))
             self._answered.notify_all()
 
+    def _on_progress(self, client: mqtt.Client, userdata: object, message: mqtt.MQTTMessage) -> None:
+        progress = decode(message.payload, Progress)
+        with self._lock:
+            op = self.ops.get(progress.job_id)
+            if op is not None and progress.event == "accepted":
+                op.accepted = True
+
+    def _resend(self) -> None:
+        while not self._closed.wait(0.5):
+            now = time.monotonic()
+            with self._lock:
+                due = [op for op in self.ops.values() if not (op.accepted or op.answers) and now >= op.resend_at]
+                for op in due:
+                    op.pause = min(op.pause * 2, RESUBMIT_MAX_S)
+                    op.resend_at = now + op.pause
+            for op in due:
+                self._client.publish(topics.submit(op.origin), op.payload, qos=1)
+
     def wait_all_answered(self, timeout_s: float) -> bool:
         """Wait until every acknowledged op has an answer."""
         with self._lock:
@@ -145,6 +177,8 @@ class Recorder:
             return self._answered.wait_for(lambda: all(self.ops[j].answers for j in job_ids), timeout_s)
 
     def close(self) -> None:
+        self._closed.set()
+        self._resender.join(5)
         self._client.loop_stop()
         self._client.disconnect()
 
