@@ -9,7 +9,6 @@ import json
 import os
 import platform
 import random
-import socket
 import statistics
 import sys
 import tempfile
@@ -82,22 +81,17 @@ def machine() -> dict[str, str]:
             "python": platform.python_version(), "llama-cpp-python": llama}
 
 
-def _taken(block: str) -> bool:
-    with socket.socket() as sock:
-        try:
-            sock.bind((f"{block}.1", 1883))
-        except OSError:
-            return True
-    return False
 
 
 def free_block() -> str:
     """A loopback block 127.0.N no other mesh on this host listens on (same check as the tests')."""
+    from edge_agent.ops import localmesh
+
     span = BLOCK_LAST - BLOCK_FIRST + 1
     start = random.Random(os.getpid() ^ time.time_ns()).randrange(span)
     for i in range(span):
         block = f"127.0.{BLOCK_FIRST + (start + i) % span}"
-        if not _taken(block):
+        if not localmesh.block_taken(block):
             return block
     raise RuntimeError("no free loopback block in 127.0.30-99 for a benchmark mesh")
 

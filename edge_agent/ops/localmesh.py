@@ -58,6 +58,17 @@ LOCAL_DEFAULTS: dict[str, Any] = {
 }
 
 
+def block_taken(block: str, port: int = 1883) -> bool:
+    """Whether something listens on a loopback block's (127.0.N) first broker address already:
+    another mesh, of this process or not."""
+    with socket.socket() as sock:
+        try:
+            sock.bind((f"{block}.1", port))
+        except OSError:
+            return True
+    return False
+
+
 def agent_settings(model: str, engine: str, fake_seconds: float, settings: tuple[str, ...]) -> dict[str, Any]:
     values: dict[str, Any] = {**LOCAL_DEFAULTS, "engine": engine, "model": model, "fake_seconds": fake_seconds}
     for item in settings:

@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,3 +96,12 @@ class Play:
 def bridge_exec(*argv: str) -> list[str]:
     """A command line run inside the lab's bridge namespace (where the boards are reachable)."""
     return ["ip", "netns", "exec", BRIDGE_NS, *argv]
+
+def wait_until(check: Callable[[], object], timeout_s: float, interval_s: float = 0.5) -> object:
+    """check() until it returns something true, for at most timeout_s; returns its last value."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        value = check()
+        if value or time.monotonic() > deadline:
+            return value
+        time.sleep(interval_s)

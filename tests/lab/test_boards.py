@@ -10,12 +10,11 @@ import json
 import re
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
 import pytest
-from labharness import BOARDS, BUILD_TASK, INSTALL_TASK, Play, task_hosts, wheels
+from labharness import BOARDS, BUILD_TASK, INSTALL_TASK, Play, task_hosts, wait_until, wheels
 from mqttpeer import Peer
 
 from lab.boards import ssh_argv
@@ -55,15 +54,6 @@ def main_pids(lab: Lab) -> dict[str, str]:
         pids[board] = shown.stdout.split()
     return pids
 
-
-def wait_until(check, timeout_s: float, interval_s: float = 1.0):
-    """check() until it returns something true, for at most timeout_s; returns its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)
 
 
 def test_the_play_provisions_three_boards_and_its_health_check_passes(first_play):

@@ -15,13 +15,13 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import paho.mqtt.client as mqtt
 import pytest
-from labharness import BOARDS
+from labharness import BOARDS, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 from support.history import Recorder, Verdict, check
 
@@ -51,15 +51,6 @@ def password(device: str) -> str:
 def board(lab: Lab, name: str) -> Board:
     return next(b for b in lab.boards if b.name == name)
 
-
-def wait_until(check: Callable[[], object], timeout_s: float, interval_s: float = 0.5) -> object:
-    """check() until it returns something true, for at most timeout_s; returns its last value."""
-    deadline = time.monotonic() + timeout_s
-    while True:
-        value = check()
-        if value or time.monotonic() > deadline:
-            return value
-        time.sleep(interval_s)
 
 
 def set_engine(lab: Lab, name: str, seconds: float | None) -> None:

@@ -9,7 +9,6 @@ import os
 import queue
 import random
 import shutil
-import socket
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -32,14 +31,6 @@ _start = FIRST + random.Random(os.getpid()).randrange(LAST - FIRST + 1)
 _order = itertools.count()
 
 
-def _taken(block: str) -> bool:
-    """Whether something listens on the block's first broker address already."""
-    with socket.socket() as sock:
-        try:
-            sock.bind((f"{block}.1", 1883))
-        except OSError:
-            return True
-    return False
 
 
 def address_block() -> str:
@@ -47,7 +38,7 @@ def address_block() -> str:
     be seen, one of another session on the machine (each session starts at its own place)."""
     for _ in range(LAST - FIRST + 1):
         block = f"127.0.{FIRST + (_start - FIRST + next(_order)) % (LAST - FIRST + 1)}"
-        if not _taken(block):
+        if not localmesh.block_taken(block):
             return block
     raise RuntimeError("no free loopback address block left for a test mesh")
 
