@@ -25,7 +25,7 @@ from labharness import BOARDS, wait_until
 from paho.mqtt.enums import CallbackAPIVersion
 from support.history import Recorder, Verdict, check
 
-from edge_agent import topics
+from edge_agent.wire import topics
 from edge_agent.wire.messages import Result, decode
 from lab import faults
 from lab.boards import Board
