@@ -28,14 +28,16 @@ def spec_from(data: dict[str, Any]) -> brokerconf.BrokerSpec:
 
 
 def _hub_from(data: dict[str, Any]) -> brokerconf.HubBridge:
-    """The `hub` mapping of a spec: nodes as "host:port" strings, username and password."""
+    """The `hub` mapping of a spec: nodes as "host:port" strings, username, password and, for TLS
+    to the cluster, `tls: {cafile or capath, certfile, keyfile}`."""
     nodes = []
     for address in data.pop("nodes"):
         host, sep, port = str(address).rpartition(":")
         if not sep or not port.isdigit():
             raise ConfigError(f"invalid hub node address {address!r}: expected host:port")
         nodes.append((host, int(port)))
-    return brokerconf.HubBridge(nodes=nodes, **data)
+    tls = data.pop("tls", None)
+    return brokerconf.HubBridge(nodes=nodes, tls=brokerconf.HubTls(**tls) if tls else None, **data)
 
 
 def _read_yaml(source: str) -> dict[str, Any]:
