@@ -79,6 +79,9 @@ def write_inventory(lab_boards: list[Board], ssh_config: Path) -> Path:
 ansible_user: {USER}
 ansible_become: true
 ansible_ssh_common_args: -F {ssh_config}
+# Every lab's boards have the same addresses: SSH connections shared through one control socket
+# per address would reach another lab's board. One folder of control sockets per lab.
+ansible_control_path_dir: {STATE / 'ssh-cp'}
 ansible_python_interpreter: /usr/bin/python3
 edge_board: any
 edge_model: {MODEL}
