@@ -100,6 +100,7 @@ def lab_hub(root: Path, mesh_ca: Path, timeout_s: float = 240) -> Iterator[LabHu
     added: list[str] = []
     starter: threading.Thread | None = None
     hub = None
+    root.mkdir(parents=True, exist_ok=True)
     try:
         for address in ADDRESSES:
             _ip("addr", "add", f"{address}/24", "dev", BRIDGE)
