@@ -153,7 +153,11 @@ def wait_running(cluster: Cluster, node: Node, timeout_s: float) -> None:
                 timeout_s=deadline - time.monotonic() + 5)
             status = json.loads(ctl(cluster, node, "cluster_status", "--formatter", "json"))
             if len(status.get("running_nodes", [])) == len(cluster.nodes):
-                return
+                # Seen on a loaded machine: a node that booted while another created the vhost never
+                # started it, and refuses every login with "vhost '/' is down". Start it there.
+                if ctl(cluster, node, "eval", 'rabbit_vhost_sup_sup:is_vhost_alive(<<"/">>).').strip() == "true":
+                    return
+                ctl(cluster, node, "restart_vhost", "-p", "/")
         except (MeshError, subprocess.TimeoutExpired, json.JSONDecodeError):
             pass
         time.sleep(1.0)
