@@ -49,6 +49,24 @@ class PeerBroker:
 
 
 @dataclass(frozen=True)
+class TlsFiles:
+    cafile: str
+    certfile: str
+    keyfile: str
+
+
+@dataclass(frozen=True)
+class HubTls:
+    """TLS to a cluster that is not ours: its CA (a file, or a folder such as the system's store)
+    and, when the cluster asks for one, the board's client certificate."""
+
+    cafile: str = ""
+    capath: str = ""
+    certfile: str = ""
+    keyfile: str = ""
+
+
+@dataclass(frozen=True)
 class HubBridge:
     """The bridge to a clustered broker: its nodes, tried in this order, and this board's login there."""
 
@@ -57,13 +75,13 @@ class HubBridge:
     password: str
     round_robin: bool = True
     """Stay on the node that answered after a failover instead of going back to the first."""
+    tls: HubTls | None = None
+    """TLS to the cluster; None falls back to the spec's tls files (the mesh's own CA)."""
 
 
-@dataclass(frozen=True)
-class TlsFiles:
-    cafile: str
-    certfile: str
-    keyfile: str
+HUB_STATE_TOPIC = f"{topics.NAMESPACE}/local/bridge/hub"
+"""Where the board's broker keeps the hub bridge's state, retained: 1 connected, 0 not. Under
+local/, which no bridge line forwards and the board's own users may read."""
 
 
 @dataclass(frozen=True)
@@ -158,7 +176,14 @@ def _hub_bridge(spec: BrokerSpec, hub: HubBridge) -> list[str]:
     addresses = [f"{host}:{port}" for host, port in hub.nodes]
     lines = _connection(spec, f"{spec.device}-to-hub", addresses, hub_client_id(spec.device), try_private=False)
     lines.insert(2, f"round_robin {'true' if hub.round_robin else 'false'}")
-    lines += _login(spec, hub.username, hub.password)
+    # The state is kept on the board only: a will or notification sent to the cluster would fall
+    # outside the board's topic permissions there, and RabbitMQ closes the connection for that.
+    at = lines.index("notifications false")
+    lines[at:at + 1] = ["notifications true", "notifications_local_only true", f"notification_topic {HUB_STATE_TOPIC}"]
+    if hub.tls is None:
+        lines += _login(spec, hub.username, hub.password)
+    else:
+        lines += _login(spec, hub.username, hub.password, tls=False) + _hub_tls(hub.tls)
     for pattern, direction, local, remote in topics.hub_routes(spec.device):
         # mosquitto reads "" as an empty prefix; any other quote would be part of the prefix.
         prefixes = f" {local or EMPTY} {remote or EMPTY}" if local or remote else ""
@@ -190,11 +215,22 @@ def _connection(spec: BrokerSpec, name: str, addresses: list[str], client_id: st
     ]
 
 
-def _login(spec: BrokerSpec, username: str, password: str) -> list[str]:
+def _hub_tls(tls: HubTls) -> list[str]:
+    if bool(tls.cafile) == bool(tls.capath):
+        raise ValueError("TLS to the hub needs either a CA file or a CA folder")
+    if bool(tls.certfile) != bool(tls.keyfile):
+        raise ValueError("a client certificate for the hub needs both its file and its key")
+    lines = [f"bridge_cafile {tls.cafile}" if tls.cafile else f"bridge_capath {tls.capath}"]
+    if tls.certfile:
+        lines += [f"bridge_certfile {tls.certfile}", f"bridge_keyfile {tls.keyfile}"]
+    return [*lines, "bridge_insecure false"]
+
+
+def _login(spec: BrokerSpec, username: str, password: str, tls: bool = True) -> list[str]:
     lines = [f"remote_username {username}"] if username else []
     if password:
         lines.append(f"remote_password {password}")
-    if spec.tls is not None:
+    if tls and spec.tls is not None:
         lines += [f"bridge_cafile {spec.tls.cafile}", f"bridge_certfile {spec.tls.certfile}",
                   f"bridge_keyfile {spec.tls.keyfile}", "bridge_insecure false"]
     return lines
@@ -291,11 +327,13 @@ def _pair(value: Any) -> tuple[int, int]:
 
 
 def _hub_from(data: dict[str, Any]) -> HubBridge:
-    """The `hub` mapping of a spec: nodes as "host:port" strings, username and password."""
+    """The `hub` mapping of a spec: nodes as "host:port" strings, username, password and, for TLS
+    to the cluster, `tls: {cafile or capath, certfile, keyfile}`."""
     nodes = []
     for address in data.pop("nodes"):
         host, sep, port = str(address).rpartition(":")
         if not sep or not port.isdigit():
             raise ConfigError(f"invalid hub node address {address!r}: expected host:port")
         nodes.append((host, int(port)))
-    return HubBridge(nodes=nodes, **data)
+    tls = data.pop("tls", None)
+    return HubBridge(nodes=nodes, tls=HubTls(**tls) if tls else None, **data)

@@ -86,7 +86,10 @@ def _env(root: Path, node: Node, epmd_port: int) -> dict[str, str]:
     }
 
 
-def start(root: Path, count: int, address_base: str, credentials: dict[str, str], timeout_s: float = 120) -> Cluster:
+def start(root: Path, count: int, address_base: str, credentials: dict[str, str], timeout_s: float = 120,
+          tls: hubconf.NodeTls | None = None, nodes: list[Node] | None = None) -> Cluster:
+    """Start the cluster: `count` nodes on address_base.1… (loopback), or the given nodes (on a
+    LAN, such as the board lab's bridge; the caller is in the network namespace they belong to)."""
     root.mkdir(parents=True, exist_ok=True)
     cookie = root / ".erlang.cookie"
     if not cookie.exists():
@@ -94,8 +97,8 @@ def start(root: Path, count: int, address_base: str, credentials: dict[str, str]
         cookie.chmod(0o400)
     (root / "rabbitmq-env.conf").write_text("# every setting comes from the environment\n")
     write_definitions(root, credentials)
-    nodes = plan(count, address_base)
-    epmd_port = _port_for(address_base)
+    nodes = nodes or plan(count, address_base)
+    epmd_port = _port_for(nodes[0].host.rsplit(".", 1)[0])
     epmd = subprocess.Popen(["epmd", "-address", ",".join(n.host for n in nodes), "-port", str(epmd_port)],
                             stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                             stderr=(root / "epmd.log").open("ab"), start_new_session=True)
@@ -107,7 +110,8 @@ def start(root: Path, count: int, address_base: str, credentials: dict[str, str]
             home.mkdir(exist_ok=True)
             (home / "rabbitmq.conf").write_text(hubconf.render_node_conf(
                 hubconf.HubNode(node.name, node.host, node.mqtt_port),
-                [hubconf.HubNode(n.name, n.host, n.mqtt_port) for n in nodes], str(root / "definitions.json"), admin))
+                [hubconf.HubNode(n.name, n.host, n.mqtt_port) for n in nodes], str(root / "definitions.json"), admin,
+                tls))
             (home / "enabled_plugins").write_text("[rabbitmq_mqtt].\n")
             cluster.nodes.append(start_node(cluster, node))
             save(cluster)
@@ -149,7 +153,11 @@ def wait_running(cluster: Cluster, node: Node, timeout_s: float) -> None:
                 timeout_s=deadline - time.monotonic() + 5)
             status = json.loads(ctl(cluster, node, "cluster_status", "--formatter", "json"))
             if len(status.get("running_nodes", [])) == len(cluster.nodes):
-                return
+                # Seen on a loaded machine: a node that booted while another created the vhost never
+                # started it, and refuses every login with "vhost '/' is down". Start it there.
+                if ctl(cluster, node, "eval", 'rabbit_vhost_sup_sup:is_vhost_alive(<<"/">>).').strip() == "true":
+                    return
+                ctl(cluster, node, "restart_vhost", "-p", "/")
         except (MeshError, subprocess.TimeoutExpired, json.JSONDecodeError):
             pass
         time.sleep(1.0)

@@ -10,7 +10,7 @@ Rendered from the same device list as the boards' bridges (brokerconf.HubBridge)
   addresses anything to anyone (`to/…`, as a full mesh's bridges forward it), and reads only
   its own `to/` topics and everyone's `from/` (status and progress). Refused publishes and
   subscriptions make RabbitMQ close the connection and log the refusal;
-- rabbitmq.conf for each node: MQTT only, on one loopback or LAN address, quorum queues for
+- rabbitmq.conf for each node: MQTT only (plain, or TLS only), on one loopback or LAN address, quorum queues for
   persistent sessions (replicated: a bridge's session survives the loss of its node), no
   anonymous login and no default guest.
 """
@@ -36,6 +36,16 @@ class HubNode:
     """Erlang node name, e.g. hub-1@127.0.70.1"""
     host: str
     mqtt_port: int
+
+
+@dataclass(frozen=True)
+class NodeTls:
+    """A node's TLS listener: its certificate, and the CAs it trusts for the clients' certificates."""
+
+    cacertfile: str
+    certfile: str
+    keyfile: str
+    require_client_certificate: bool = False
 
 
 def password_hash(user: str, password: str) -> str:
@@ -76,12 +86,28 @@ def render_definitions(credentials: Mapping[str, str]) -> str:
     return json.dumps(definitions(credentials), indent=2) + "\n"
 
 
-def render_node_conf(node: HubNode, cluster: list[HubNode], definitions_file: str, admin_password: str) -> str:
-    """rabbitmq.conf for one node of the cluster."""
+def render_node_conf(node: HubNode, cluster: list[HubNode], definitions_file: str, admin_password: str,
+                     tls: NodeTls | None = None) -> str:
+    """rabbitmq.conf for one node of the cluster; with tls, its MQTT port speaks TLS only."""
+    if tls is None:
+        mqtt_listener = [f"mqtt.listeners.tcp.1 = {node.host}:{node.mqtt_port}"]
+    else:
+        verify = tls.require_client_certificate
+        mqtt_listener = [
+            "mqtt.listeners.tcp = none",
+            f"mqtt.listeners.ssl.1 = {node.host}:{node.mqtt_port}",
+            f"ssl_options.cacertfile = {tls.cacertfile}",
+            f"ssl_options.certfile = {tls.certfile}",
+            f"ssl_options.keyfile = {tls.keyfile}",
+            f"ssl_options.verify = {'verify_peer' if verify else 'verify_none'}",
+            f"ssl_options.fail_if_no_peer_cert = {'true' if verify else 'false'}",
+            "ssl_options.versions.1 = tlsv1.3",
+            "ssl_options.versions.2 = tlsv1.2",
+        ]
     lines = [
         f"# RabbitMQ node {node.name} of the dmoa hub, rendered by edge_agent.ops.hubconf",
         "listeners.tcp = none",
-        f"mqtt.listeners.tcp.1 = {node.host}:{node.mqtt_port}",
+        *mqtt_listener,
         "mqtt.allow_anonymous = false",
         "mqtt.vhost = /",
         "mqtt.exchange = amq.topic",

@@ -17,15 +17,18 @@ from lab.paths import BRIDGE_NS
 
 class Peer:
     def __init__(self, host: str, port: int, username: str | None = None, password: str | None = None,
-                 ca: Path | None = None, cert: Path | None = None, key: Path | None = None):
-        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"lab-test-{uuid.uuid4().hex[:8]}",
-                                  protocol=mqtt.MQTTv311)
+                 ca: Path | None = None, cert: Path | None = None, key: Path | None = None,
+                 client_id: str | None = None):
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2,
+                                  client_id=client_id or f"lab-test-{uuid.uuid4().hex[:8]}", protocol=mqtt.MQTTv311)
         if username:
             self.client.username_pw_set(username, password)
         if ca:
             self.client.tls_set(ca_certs=str(ca), certfile=str(cert) if cert else None,
                                 keyfile=str(key) if key else None, tls_version=ssl.PROTOCOL_TLS_CLIENT)
         self.answered = threading.Event()
+        self.closed = threading.Event()
+        """Set when the broker closes the connection (RabbitMQ's answer to a refused subscribe or publish)."""
         self.refusal: str | None = None
         self.received: list[tuple[str, bytes]] = []
         self._arrived = threading.Condition()
@@ -56,6 +59,7 @@ class Peer:
         self.answered.set()
 
     def _on_disconnect(self, client, userdata, flags, reason, props) -> None:
+        self.closed.set()
         if not self.answered.is_set():
             self.refusal = f"disconnected before CONNACK: {reason}"
             self.answered.set()

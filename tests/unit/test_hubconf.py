@@ -109,3 +109,52 @@ def test_the_cli_renders_a_hub_spec_and_the_hubs_definitions(tmp_path):
                     "password: p}\n")
     out = runner.invoke(main, ["broker", "render", str(spec)])
     assert out.exit_code != 0 and "invalid hub node address" in out.output
+
+
+def bridge_lines(spec: BrokerSpec) -> list[str]:
+    return brokerconf.render(spec).split("\nconnection edge-1-to-hub\n")[1].splitlines()
+
+
+def test_the_hub_bridge_keeps_its_state_on_the_board_only():
+    lines = bridge_lines(hub_spec())
+    assert {"notifications true", "notifications_local_only true",
+            f"notification_topic {brokerconf.HUB_STATE_TOPIC}"} <= set(lines)
+    assert brokerconf.HUB_STATE_TOPIC.startswith("dmoa/v1/local/")  # forwarded by no bridge line
+
+
+def test_tls_to_the_hub_uses_the_clusters_ca_not_the_mesh_ca():
+    mesh = brokerconf.TlsFiles("/etc/m/ca.crt", "/etc/m/edge-1.crt", "/etc/m/edge-1.key")
+    own = HubBridge(NODES, "edge-1", "pw", tls=brokerconf.HubTls(cafile="/etc/m/hub-ca.crt"))
+    lines = bridge_lines(hub_spec(hub=own, tls=mesh))
+    assert "bridge_cafile /etc/m/hub-ca.crt" in lines and "bridge_insecure false" in lines
+    assert not [line for line in lines if "/etc/m/ca.crt" in line or line.startswith("bridge_certfile")]
+    mutual = HubBridge(NODES, "edge-1", "pw", tls=brokerconf.HubTls(capath="/etc/ssl/certs", certfile="/c",
+                                                                  keyfile="/k"))
+    lines = bridge_lines(hub_spec(hub=mutual))
+    assert {"bridge_capath /etc/ssl/certs", "bridge_certfile /c", "bridge_keyfile /k"} <= set(lines)
+    for wrong in (brokerconf.HubTls(), brokerconf.HubTls(cafile="/a", capath="/b"),
+                  brokerconf.HubTls(cafile="/a", certfile="/c")):
+        with pytest.raises(ValueError):
+            brokerconf.render(hub_spec(hub=HubBridge(NODES, "edge-1", "pw", tls=wrong)))
+    plain = bridge_lines(hub_spec())
+    assert not [line for line in plain if line.startswith("bridge_ca")]
+
+
+def test_a_tls_node_listens_for_mqtt_over_tls_only():
+    node = hubconf.HubNode("hub-1@10.0.0.1", "10.0.0.1", 8883)
+    tls = hubconf.NodeTls("/h/ca.pem", "/h/node.pem", "/h/node.key", require_client_certificate=True)
+    lines = hubconf.render_node_conf(node, [node], "/d.json", "pw", tls).splitlines()
+    assert "mqtt.listeners.tcp = none" in lines and "mqtt.listeners.ssl.1 = 10.0.0.1:8883" in lines
+    assert not [line for line in lines if line.startswith("mqtt.listeners.tcp.")]
+    for setting in ("ssl_options.cacertfile = /h/ca.pem", "ssl_options.verify = verify_peer",
+                    "ssl_options.fail_if_no_peer_cert = true"):
+        assert setting in lines
+
+
+def test_the_cli_reads_tls_to_the_hub(tmp_path):
+    spec = tmp_path / "spec.yaml"
+    spec.write_text("device: edge-1\nlisteners: [{host: 127.0.0.1, port: 1883}]\npersistence_dir: /m\n"
+                    "hub: {nodes: ['10.0.0.1:8883'], username: edge-1, password: pw, tls: {cafile: /m/hub-ca.crt}}\n")
+    out = CliRunner().invoke(main, ["broker", "render", str(spec)])
+    assert out.exit_code == 0, out.output
+    assert "bridge_cafile /m/hub-ca.crt" in out.output
