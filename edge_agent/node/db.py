@@ -112,14 +112,16 @@ class Database:
     """The connection and its transactions. Events tell the agent's threads, once a commit is on
     the disk, that it queued a task (`tasks_ready`) or a message to publish (`outbox_ready`)."""
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, synchronous: str = "FULL") -> None:
+        """synchronous: FULL, the agent's; OFF only to measure what waiting for the disk costs."""
         if str(path) != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
         self._lock = threading.RLock()
         self._db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
         self._db.row_factory = sqlite3.Row
         self._db.execute("PRAGMA journal_mode=WAL")
-        self._db.execute("PRAGMA synchronous=FULL")
+        self._synchronous = synchronous
+        self._db.execute(f"PRAGMA synchronous={synchronous}")
         self._db.execute("PRAGMA foreign_keys=ON")
         self._db.executescript(SCHEMA)
         for table, column, definition in MIGRATIONS:
@@ -159,7 +161,7 @@ class Database:
                 finally:
                     self._depth -= 1
                 return
-            if not durable:
+            if not durable and self._synchronous == "FULL":
                 db.execute("PRAGMA synchronous=NORMAL")
             self._depth = 1
             self._queued_task = self._queued_message = False
@@ -176,7 +178,7 @@ class Database:
                 raise
             finally:
                 self._depth = 0
-                if not durable:
+                if not durable and self._synchronous == "FULL":
                     db.execute("PRAGMA synchronous=FULL")
             if self._queued_task:
                 self.tasks_ready.set()
