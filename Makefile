@@ -15,9 +15,9 @@ ifdef LLAMA_CMAKE_ARGS
 export LLAMA_CMAKE_ARGS
 endif
 
-.PHONY: setup mosquitto rabbitmq venv model demo test faults bench lab lab-down clean
+.PHONY: setup mosquitto rabbitmq faketime venv model demo test faults bench lab lab-down clean
 
-setup: mosquitto rabbitmq venv model
+setup: mosquitto rabbitmq faketime venv model
 
 mosquitto:
 	@scripts/ensure-mosquitto.sh
@@ -25,6 +25,10 @@ mosquitto:
 # The clustered broker of the hub topology's tests and demo; its packaged service is never started.
 rabbitmq:
 	@scripts/ensure-rabbitmq.sh
+
+# Runs an agent with its wall clock stepped (the clock-step fault test).
+faketime:
+	@scripts/ensure-faketime.sh
 
 venv: $(VENV)/.installed
 

@@ -166,12 +166,13 @@ def _start_device(mosquitto: str, root: Path, device: str, host: str, port: int,
     return VirtualDevice(device, host, port, str(home), broker.pid, agent.pid)
 
 
-def start_agent(home: Path) -> subprocess.Popen[bytes]:
-    """Start (or restart) the agent of one virtual device from its rendered config."""
+def start_agent(home: Path, env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
+    """Start (or restart) the agent of one virtual device from its rendered config; env adds to
+    this process's environment."""
     return subprocess.Popen(
         [sys.executable, "-m", "edge_agent", "run", "--config", str(home / "agent.yaml")],
         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=(home / "agent.log").open("ab"),
-        start_new_session=True,
+        start_new_session=True, env={**os.environ, **env} if env else None,
     )
 
 
