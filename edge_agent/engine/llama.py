@@ -85,7 +85,7 @@ class LlamaEngine:
         pieces: list[str] = []
         generated = 0
         chunks: Any = self._llm.create_chat_completion(
-            messages=messages,  # type: ignore[arg-type]
+            messages=messages,  # type: ignore[arg-type]  # plain role/content dicts, as above
             max_tokens=max_tokens, temperature=temperature, stream=True,
         )
         for chunk in chunks:
