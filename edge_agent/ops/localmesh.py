@@ -157,7 +157,7 @@ def _start_device(mosquitto: str, root: Path, device: str, host: str, port: int,
                               stdout=subprocess.DEVNULL, stderr=(home / "broker.err").open("ab"),
                               start_new_session=True)
     try:
-        _wait_port(host, port, broker, home / "broker" / "mosquitto.log")
+        wait_port(host, port, broker, home / "broker" / "mosquitto.log")
     except MeshError:
         broker.kill()
         broker.wait(timeout=5)
@@ -257,7 +257,7 @@ def _stop_all(devices: list[VirtualDevice]) -> list[int]:
     return killed
 
 
-def _wait_port(host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 10) -> None:
+def wait_port(host: str, port: int, proc: subprocess.Popen[bytes], log: Path, timeout_s: float = 10) -> None:
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         if proc.poll() is not None:

@@ -11,6 +11,7 @@ import sys
 import psutil
 import pytest
 from support.meshes import address_block
+from support.processes import interruptible
 
 CLI = [sys.executable, "-m", "edge_agent"]
 BLOCK = address_block()
@@ -87,7 +88,7 @@ def test_errors_are_one_line_and_exit_non_zero(args, message):
 
 def test_ctrl_c_exits_130_without_a_traceback(fake_mesh):
     waiting = subprocess.Popen([*CLI, "status", "--broker", f"{BLOCK}.1:1883", "--wait", "60"],
-                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, preexec_fn=interruptible)
     try:
         out, err = waiting.communicate(timeout=3)
         pytest.fail(f"the command ended before it was interrupted: {err}")

@@ -12,6 +12,7 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import pytest
+from support.processes import interruptible
 
 from edge_agent.client.submit import SubmitClient
 from edge_agent.wire.mqtt import BrokerAddress
@@ -44,7 +45,8 @@ def test_an_interrupted_run_resumes_where_it_stopped(fake_mesh, tmp_path):
     command = [sys.executable, "-m", "edge_agent", "eval", str(prompts), "--configs", "M1k2", "--rate", "0.4",
                "--limit", "8", "--broker", fake_mesh[0].broker, "--out", str(out), "--no-plot"]
     records = out / "M1k2" / "records.jsonl"
-    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    first = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             preexec_fn=interruptible)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         if records.is_file() and records.read_text().count('"record": "job"') >= 2:

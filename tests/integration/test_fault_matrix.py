@@ -145,7 +145,7 @@ def restart_broker(device) -> subprocess.Popen[bytes]:
     home = Path(device.directory)
     broker = subprocess.Popen(["mosquitto", "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
-    localmesh._wait_port(device.host, device.port, broker, home / "broker" / "mosquitto.log")
+    localmesh.wait_port(device.host, device.port, broker, home / "broker" / "mosquitto.log")
     return broker
 
 
@@ -239,7 +239,8 @@ def test_soak_a_thousand_prompts_on_the_real_model_leaks_neither_memory_nor_file
     prompts, warm = 1000, 50
     with running_mesh(tmp_path, 1, max_tokens=16) as (board,):
         agent = psutil.Process(board.agent_pid)
-        (worker,) = agent.children()
+        # The model worker; multiprocessing's resource tracker is the agent's other child.
+        (worker,) = [c for c in agent.children() if "resource_tracker" not in " ".join(c.cmdline())]
 
         def usage() -> tuple[int, int, int, int]:
             fds = agent.num_fds() + worker.num_fds()

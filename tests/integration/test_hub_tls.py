@@ -16,7 +16,7 @@ import pytest
 from paho.mqtt.enums import CallbackAPIVersion
 from support.meshes import address_block, need_mosquitto
 
-from edge_agent.ops import brokerconf, hubcluster, hubconf
+from edge_agent.ops import brokerconf, hubcluster, hubconf, localmesh
 
 pytestmark = pytest.mark.timeout(300)
 BLOCK = address_block()
@@ -74,8 +74,10 @@ def start_board(root: Path, device: str, host: str, tls: brokerconf.HubTls) -> s
                                  hub=brokerconf.HubBridge([(NODE, 8883)], device, f"pw-{device[-1]}", tls=tls))
     (home / "mosquitto.conf").write_text(brokerconf.render(spec))
     mosquitto = shutil.which("mosquitto") or "/usr/sbin/mosquitto"
-    return subprocess.Popen([mosquitto, "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    broker = subprocess.Popen([mosquitto, "-c", str(home / "mosquitto.conf")], stdin=subprocess.DEVNULL,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    localmesh.wait_port(host, 1883, broker, home / "mosquitto.log")
+    return broker
 
 
 def bridge_state(host: str, want: bytes, timeout_s: float) -> bytes | None:
