@@ -234,6 +234,7 @@ def test_a_peers_broker_restarted_ten_times_under_load_loses_nothing(tmp_path, r
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # about ten minutes of inferences on two cores
 def test_soak_a_thousand_prompts_on_the_real_model_leaks_neither_memory_nor_files(tmp_path, reliability,
                                                                                     model_ready):
     prompts, warm = 1000, 50
