@@ -174,10 +174,10 @@ class Coordinator:
         """
         with self._step():
             for job in self.store.jobs("running"):
-                if job.layer == 0:
-                    self._start_layer(job, 1, self.store.submit_of(job.job_id))
-                    continue
                 submit = self.store.submit_of(job.job_id)
+                if job.layer == 0:
+                    self._start_layer(job, 1, submit)
+                    continue
                 for d in self._current(job.job_id, job.layer):
                     if d.state == "pending" and d.device != self.device:
                         references = [] if d.layer == 1 else self._answers(job.job_id, d.layer - 1)

@@ -9,6 +9,7 @@ acknowledged work survives SIGKILL and power loss (db.py).
 
 from __future__ import annotations
 
+import sqlite3
 import time
 from collections.abc import Collection
 from dataclasses import dataclass
@@ -17,6 +18,9 @@ from edge_agent.errors import StorageError
 from edge_agent.node.db import is_storage_failure
 from edge_agent.node.inbox import InboxTables
 from edge_agent.node.jobs import DispatchRow, JobRow, JobTables, Send
+
+# Outbox rows read per query when publishing.
+CHUNK = 500
 
 __all__ = ["DeadLetter", "DispatchRow", "JobRow", "Send", "Store", "is_storage_failure"]
 
@@ -38,10 +42,13 @@ class Store(InboxTables, JobTables):
 
     def outbox(self, skip: Collection[int] = ()) -> list[tuple[int, str, bytes, bool]]:
         """The rows to publish, oldest first, but those in skip (in flight already)."""
+        rows: list[sqlite3.Row] = []
         with self._guarded() as db:
             ids = [r[0] for r in db.execute("SELECT id FROM outbox ORDER BY id") if r[0] not in skip]
-            rows = [db.execute("SELECT id, topic, payload, retain FROM outbox WHERE id=?", (i,)).fetchone()
-                    for i in ids]
+            for start in range(0, len(ids), CHUNK):  # one query per chunk, under SQLite's variable limit
+                chunk = ids[start:start + CHUNK]
+                rows += db.execute(f"SELECT id, topic, payload, retain FROM outbox WHERE id IN "
+                                   f"({','.join('?' * len(chunk))}) ORDER BY id", chunk).fetchall()
         return [(r["id"], r["topic"], bytes(r["payload"]), bool(r["retain"])) for r in rows]
 
     def outbox_done(self, *outbox_ids: int) -> None:
