@@ -2,8 +2,9 @@
 
 The agent's store is SQLite in WAL mode with synchronous=FULL (edge_agent/node/db.py): every commit
 waits for an fsync of the WAL. A task served for a peer costs a device four commits: enqueue (on
-arrival), claim_next, finish_task (result + outbox row) and outbox_done (once published); the
-claim and the outbox_done do not wait for the disk (a restart repairs their loss).
+arrival), claim_next, finish_task (result + outbox row) and outbox_done (once published); only
+the enqueue waits for the disk (a restart repairs the loss of the others: the task is queued
+and runs again, the outbox row is published again).
 Measured on each disk, same run:
 - raw fsync: a 4 KiB append to a file and its fsync (median), the unit of cost;
 - per task: those four Store calls as the agent makes them against the same with synchronous=OFF

@@ -44,8 +44,10 @@ log = logging.getLogger(__name__)
 # Deadlines, departed peers and a full disk are looked at this often; nothing on a job's path
 # waits for it.
 TICK_S = 1.0
-# A change of queue or work is announced this soon at most after the last status.
+# A change of queue or work is announced this soon at most after the last status, and this long
+# after the change at least.
 STATUS_GAP_S = 0.25
+STATUS_SETTLE_S = 0.05
 
 
 def engine_spec(cfg: AgentConfig) -> EngineSpec:
@@ -99,7 +101,7 @@ class Agent:
                                                     instance=self.instance).encode()),
         )
         self.outbox = Outbox(self.store, self.client)
-        self.client.on_published = self.outbox.wake.set
+        self.client.on_published = self.outbox.acknowledged
         self.coordinator = Coordinator(cfg, self.store, self.peers, self._publish_progress,
                                        rng=random.Random(), estimator=self.estimator,
                                        link_settled=self._link_settled, counter=build_counter(self.spec))
@@ -302,9 +304,12 @@ class Agent:
         while not self._stop.is_set():
             wait = min(next_tick, self._status_due) - time.monotonic()
             if wait > 0 and self._status_now.wait(wait):
-                # The queue or the work in hand changed: say so soon, at most every STATUS_GAP_S.
+                # The queue or the work in hand changed: say so soon, at most every STATUS_GAP_S, but
+                # not at once. A change is the moment of a job's next step, which a status (read,
+                # encoded, relayed and decoded by every peer) would slow down.
                 self._status_now.clear()
-                self._status_due = min(self._status_due, self._status_sent + STATUS_GAP_S)
+                soon = max(self._status_sent + STATUS_GAP_S, time.monotonic() + STATUS_SETTLE_S)
+                self._status_due = min(self._status_due, soon)
                 continue
             now = time.monotonic()
             try:

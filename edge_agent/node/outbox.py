@@ -3,7 +3,7 @@ broker acknowledges it (PUBACK), then deleted. After a restart the whole outbox 
 again; receivers deduplicate by id.
 
 One thread publishes, woken by an event: the store sets it when a commit queued a message, the
-MQTT client when the broker acknowledged one or the link came back. Nothing else publishes the
+MQTT client when the broker acknowledged a row or the link came back. Nothing else publishes the
 outbox, so no step of a job waits for a tick. Notices (progress events: not kept) go out
 through the same thread after the rows committed before them: a "dispatched" event never
 overtakes the tasks it announces.
@@ -30,6 +30,9 @@ class Outbox:
         self._client = client
         self._lock = threading.Lock()
         self._inflight: dict[int, mqtt.MQTTMessageInfo] = {}
+        self._mids: set[int] = set()
+        """paho's message ids of the rows in flight."""
+        self._publishing = False
         self._notices: deque[tuple[str, bytes]] = deque()
         self.wake = store.outbox_ready
 
@@ -40,11 +43,19 @@ class Outbox:
         self._notices.append((topic, payload))
         self.wake.set()
 
-    def flush(self) -> None:
-        """Forget the acknowledged rows and publish those not yet in flight.
+    def acknowledged(self, mid: int) -> None:
+        """The broker acknowledged a publish (paho's thread). Only a row of the outbox wakes the
+        publisher: statuses and progress events are acknowledged too, and a look at the store for
+        each of them would take the store's lock while a job's next step needs it."""
+        if self._publishing or mid in self._mids:  # publishing: the PUBACK may beat the mid's entry
+            self.wake.set()
 
-        Acknowledgement is read from the message info rather than in on_publish so that no lock
-        is ever held across paho's own locks.
+    def flush(self) -> None:
+        """Publish the rows not yet in flight, then forget the acknowledged ones.
+
+        New rows first: they are a job's next step, the deletion is housekeeping. Acknowledgement
+        is read from the message info rather than in on_publish so that no lock is ever held
+        across paho's own locks.
         """
         with self._lock:
             if not self._client.connected:
@@ -55,17 +66,27 @@ class Outbox:
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
                     # Handed over while the link was down: publish it again now that it is
                     # up (paho may also resend its own copy; receivers deduplicate).
-                    del self._inflight[outbox_id]
+                    self._forget(outbox_id)
                 elif info.is_published():
                     acknowledged.append(outbox_id)
-                    del self._inflight[outbox_id]
-            if acknowledged:
-                self._store.outbox_done(*acknowledged)
-            for outbox_id, topic, payload, retain in self._store.outbox(skip=self._inflight.keys()):
-                self._inflight[outbox_id] = self._client.publish(topic, payload, qos=1, retain=retain)
+                    self._forget(outbox_id)
+            self._publishing = True
+            try:
+                for outbox_id, topic, payload, retain in self._store.outbox(
+                        skip={*self._inflight, *acknowledged}):
+                    info = self._client.publish(topic, payload, qos=1, retain=retain)
+                    self._inflight[outbox_id] = info
+                    self._mids.add(info.mid)
+            finally:
+                self._publishing = False
             while self._notices:
                 topic, payload = self._notices.popleft()
                 self._client.publish(topic, payload, qos=1)
+            if acknowledged:
+                self._store.outbox_done(*acknowledged)
+
+    def _forget(self, outbox_id: int) -> None:
+        self._mids.discard(self._inflight.pop(outbox_id).mid)
 
     def pending(self) -> int:
         with self._lock:

@@ -74,8 +74,8 @@ class MeshClient:
         self.on_storage_failure: Callable[[StorageError, Callable[[], None]], None] | None = None
         """Called with the failure and a retry: delivering the message again, later."""
         self.on_poison: Callable[[mqtt.MQTTMessage, Exception], None] | None = None
-        self.on_published: Callable[[], None] | None = None
-        """Called (on paho's thread) when the broker acknowledged a QoS 1 publish."""
+        self.on_published: Callable[[int], None] | None = None
+        """Called (on paho's thread) with the message id of a QoS 1 publish the broker acknowledged."""
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -191,7 +191,7 @@ class MeshClient:
 
     def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
         if self.on_published is not None:
-            self.on_published()
+            self.on_published(mid)
 
     # -- publishing -------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:

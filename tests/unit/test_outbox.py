@@ -7,8 +7,9 @@ from edge_agent.node.store import Store
 
 
 class Info:
-    def __init__(self, rc):
+    def __init__(self, rc, mid):
         self.rc = rc
+        self.mid = mid
         self.acked = False
 
     def is_published(self):
@@ -23,8 +24,8 @@ class Client:
         self.rc = mqtt.MQTT_ERR_SUCCESS
         self.sent = []
 
-    def publish(self, topic, payload, qos, retain):
-        info = Info(self.rc)
+    def publish(self, topic, payload, qos, retain=False):
+        info = Info(self.rc, len(self.sent) + 1)
         self.sent.append((topic, info))
         return info
 
@@ -54,3 +55,30 @@ def test_nothing_is_published_while_the_link_is_down_and_failed_publishes_are_re
     outbox.flush()
     assert len(client.sent) == 2 and client.sent[1][1].rc == mqtt.MQTT_ERR_SUCCESS
     assert len(store.outbox()) == 1, "kept until acknowledged"
+
+
+def test_an_acknowledged_row_is_deleted_and_not_published_again_beside_a_new_one(tmp_path):
+    store, client = Store(tmp_path / "a.db"), Client()
+    outbox = Outbox(store, client)
+    store.add_outbox("t/1", b"a")
+    outbox.flush()
+    client.sent[0][1].acked = True
+    store.add_outbox("t/2", b"b")
+    outbox.flush()
+    assert [t for t, _ in client.sent] == ["t/1", "t/2"]
+    assert [topic for _, topic, _, _ in store.outbox()] == ["t/2"]
+
+
+def test_only_the_acknowledgement_of_a_row_wakes_the_publisher(tmp_path):
+    store, client = Store(tmp_path / "a.db"), Client()
+    outbox = Outbox(store, client)
+    store.add_outbox("t/1", b"a")
+    outbox.flush()
+    outbox.notify("progress", b"p")
+    outbox.flush()
+    notice_mid, row_mid = client.sent[1][1].mid, client.sent[0][1].mid
+    outbox.wake.clear()
+    outbox.acknowledged(notice_mid)
+    assert not outbox.wake.is_set(), "a progress event's PUBACK needs no look at the store"
+    outbox.acknowledged(row_mid)
+    assert outbox.wake.is_set()

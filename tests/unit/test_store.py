@@ -196,3 +196,33 @@ def test_writes_a_restart_repairs_skip_the_disk_wait_and_leave_the_rest_durable(
     assert store._db.execute("PRAGMA synchronous").fetchone()[0] == 2  # ... then FULL again
     store.requeue_running()
     assert store.claim_next()[0].task_id == "t1"
+
+
+class RecordingConnection:
+    """The store's connection, with every statement it executes recorded."""
+
+    def __init__(self, db):
+        self._db, self.statements = db, []
+
+    def execute(self, sql, *args):
+        self.statements.append(sql)
+        return self._db.execute(sql, *args)
+
+    def __getattr__(self, name):
+        return getattr(self._db, name)
+
+
+def test_a_peers_result_skips_the_disk_wait_and_a_result_of_the_devices_own_job_does_not(tmp_path):
+    store = Store(tmp_path / "a.db")
+    store.enqueue(task(1))
+    store.enqueue(task(2))
+    store.claim_next()
+    store.claim_next()
+    store._db = recording = RecordingConnection(store._db)
+    store.finish_task("t1", "dmoa/v1/to/edge-1/result", b"r")
+    assert "PRAGMA synchronous=NORMAL" in recording.statements
+    assert recording.statements[-1] == "PRAGMA synchronous=FULL"
+    recording.statements.clear()
+    store.finish_task("t2", "", b"r")
+    assert "COMMIT" in recording.statements and "PRAGMA synchronous=NORMAL" not in recording.statements
+    assert [topic for _, topic, _, _ in store.outbox()] == ["dmoa/v1/to/edge-1/result"]
