@@ -17,7 +17,7 @@ machine the wall clock also measures the wait for a core, CPU time only the work
 A third figure streams the reply (the agent's path for a job's final answer, token by token
 through the worker's pipe) against a streamed create_completion.
 
-    python -m benchmarks.llama_overhead [--quick] [--pairs 8] [--threads 1] [--json]
+    python -m benchmarks.llama_overhead [--quick] [--pairs 8] [--threads 1] [--gen-tokens 128] [--json]
 """
 
 from __future__ import annotations
@@ -44,9 +44,10 @@ def long_prompt(i: int) -> str:
 
 
 def short_prompt(i: int) -> str:
-    # Same token count for every i (5 digits, one token per digit in this vocabulary); counting
-    # keeps a greedy reply going to max_tokens instead of stopping early.
-    return f"Count upwards from {i:05d}, one number per line, and never stop."
+    # Same token count for every i (5 digits, one token per digit in this vocabulary). A list of
+    # 500 numbers keeps a greedy reply going to max_tokens (128 of 128 for every i tried); "count
+    # upwards and never stop" ended after 14-59 tokens, too few to time a token rate by.
+    return f"List the numbers from {i:05d} to {i + 500:05d}, separated by commas."
 
 
 @dataclass
@@ -138,8 +139,8 @@ def model_path() -> str:
 
 def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tokens: int | None = None,
         ) -> list[Figure]:
-    pairs = pairs or (3 if quick else 6)
-    gen_tokens = gen_tokens or (32 if quick else 64)
+    pairs = pairs or (3 if quick else 8)
+    gen_tokens = gen_tokens or (64 if quick else 128)
     path = model_path()
     load_before = load_average()
     direct, agent = Direct(path, threads), Agent(path, threads)
