@@ -5,7 +5,9 @@ threads (n_threads and n_threads_batch), n_ctx, batch size and seed, and decode 
 (temperature 0). The agent's side is the path a task takes in the agent: ModelWorker.complete
 into the worker process, LlamaEngine, the GGUF's chat template. The direct side renders the same
 messages with the same template before the clock starts and calls Llama.create_completion on the
-tokens. Runs are paired and their order alternates, so a busy moment of the machine hits both.
+tokens. Each measurement is taken twice on each side in the order A B B A, A alternating from
+pair to pair: the speed of a shared machine drifts by 10-30 % within a minute, and in this order
+a drift that is steady over the four calls falls on both sides alike.
 
 Each side, each pair, on prompts never seen before (llama-cpp-python reuses a cached prefix):
 - prompt processing: a long prompt, max_tokens=1: prompt tokens / seconds;
@@ -59,6 +61,11 @@ class Timing:
     """CPU seconds of every process involved: wall time on a shared machine waits for a core too."""
     engine: float = 0.0
     """The agent's side: seconds the engine measured inside the worker (the rest is hand-off)."""
+
+    def __add__(self, other: Timing) -> Timing:
+        return Timing(self.seconds + other.seconds, self.prompt_tokens + other.prompt_tokens,
+                      self.completion_tokens + other.completion_tokens, self.cpu + other.cpu,
+                      self.engine + other.engine)
 
 
 class Direct:
@@ -158,28 +165,32 @@ def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tok
         calls = (("pp", long_prompt, 1, False), ("one", short_prompt, 1, False),
                  ("many", short_prompt, gen_tokens, False), ("stream", short_prompt, gen_tokens, True))
         for i in range(pairs):
-            # Each measurement is taken on both sides back to back, the side going first
-            # alternating, so that a change in the machine's load falls on both.
-            order = ["direct", "agent"] if i % 2 == 0 else ["agent", "direct"]
+            first, second = ("direct", "agent") if i % 2 == 0 else ("agent", "direct")
             got: dict[str, dict[str, Timing]] = {"direct": {}, "agent": {}}
+            made = {"direct": 0, "agent": 0}
             for what, prompt, n, stream in calls:
-                for side in order:
-                    # The same prompt on both sides, never seen before by either: the cached prefix
-                    # (llama-cpp-python's, inside one Llama) stays the chat template's.
-                    got[side][what] = sides[side](prompt(i * 10 + len(got[side])), n, stream)
-            for side in order:
+                for side in (first, second, second, first):
+                    # The same prompts on both sides, never seen before by either: the cached
+                    # prefix (llama-cpp-python's, inside one Llama) stays the chat template's.
+                    timing = sides[side](prompt(i * 10 + made[side]), n, stream)
+                    made[side] += 1
+                    if side == "agent":
+                        handoff.append((timing.seconds - timing.engine) * 1000)
+                    if what == "many":
+                        tokens_seen[side].append(timing.completion_tokens)
+                    got[side][what] = got[side][what] + timing if what in got[side] else timing
+            for side in (first, second):
                 p, one, many, streamed = (got[side][w] for w in ("pp", "one", "many", "stream"))
                 rates["pp"][side].append(p.prompt_tokens / p.seconds)
                 rates["pp-cpu"][side].append(p.prompt_tokens / p.cpu)
-                rates["tg"][side].append((many.completion_tokens - 1) / max(many.seconds - one.seconds, 1e-9))
-                rates["tg-cpu"][side].append((many.completion_tokens - 1) / max(many.cpu - one.cpu, 1e-9))
+                # Two replies each: their tokens after the first, over their time less that of
+                # two one-token replies.
+                rates["tg"][side].append((many.completion_tokens - 2) / max(many.seconds - one.seconds, 1e-9))
+                rates["tg-cpu"][side].append((many.completion_tokens - 2) / max(many.cpu - one.cpu, 1e-9))
                 rates["tg-stream"][side].append(
-                    (streamed.completion_tokens - 1) / max(streamed.seconds - one.seconds, 1e-9))
+                    (streamed.completion_tokens - 2) / max(streamed.seconds - one.seconds, 1e-9))
                 rates["tg-stream-cpu"][side].append(
-                    (streamed.completion_tokens - 1) / max(streamed.cpu - one.cpu, 1e-9))
-                tokens_seen[side].append(many.completion_tokens)
-                if side == "agent":
-                    handoff += [(t.seconds - t.engine) * 1000 for t in (p, one, many, streamed)]
+                    (streamed.completion_tokens - 2) / max(streamed.cpu - one.cpu, 1e-9))
             log(f"  pair {i + 1}/{pairs}: " + ", ".join(
                 f"{w} {rates[w]['agent'][-1]:.1f}/{rates[w]['direct'][-1]:.1f}" for w in rates)
                 + f" t/s (agent/direct), load {load_average()}")
