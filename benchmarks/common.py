@@ -99,7 +99,8 @@ def free_block() -> str:
 @contextlib.contextmanager
 def mesh(count: int, engine: str = "fake", fake_seconds: float = 0.0, **settings: Any) -> Iterator[list[Any]]:
     """A local mesh of fake (or llama) devices as `edge-agent mesh up` starts it, torn down however
-    the benchmark ends. Imported late: the core's module layout is being reorganised."""
+    the benchmark ends. The core is imported here, not at the top, so that listing the benchmarks
+    (`python -m benchmarks --list`) does not load it."""
     from edge_agent.ops import localmesh
     from edge_agent.ops.localmesh import agent_settings
 

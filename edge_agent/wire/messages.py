@@ -8,12 +8,14 @@ anything else raises ProtocolError, which receivers count and drop.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 import secrets
 import types
 import typing
-from dataclasses import MISSING, asdict, dataclass, field, fields
+from collections.abc import Callable
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any, ClassVar, Literal, TypeVar, Union
 
 from edge_agent.errors import ProtocolError
@@ -31,8 +33,22 @@ class Message:
     KIND: ClassVar[str] = ""
 
     def encode(self) -> bytes:
-        body = {"v": VERSION, "kind": self.KIND, **asdict(self)}
+        body = {"v": VERSION, "kind": self.KIND, **_plain(self)}
         return json.dumps(body, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def _plain(message: Message) -> dict[str, Any]:
+    """A message as JSON-ready values. Not dataclasses.asdict, which deep-copies every string
+    (half an encode's time on Python 3.11): fields are immutable, lists are rebuilt here."""
+    body: dict[str, Any] = {}
+    for name in _layout(type(message)).names:
+        value = getattr(message, name)
+        if isinstance(value, list):
+            value = [_plain(v) if isinstance(v, Message) else v for v in value]
+        elif isinstance(value, Message):
+            value = _plain(value)
+        body[name] = value
+    return body
 
 
 TurnRole = Literal["system", "user", "assistant"]
@@ -248,15 +264,28 @@ def new_secret() -> str:
     return secrets.token_hex(16)
 
 
-_HINTS: dict[type[Message], dict[str, Any]] = {}
+@dataclass(frozen=True)
+class _Layout:
+    names: tuple[str, ...]
+    required: frozenset[str]
+    hints: dict[str, Any]
 
 
-def _hints(cls: type[Message]) -> dict[str, Any]:
-    """A message class's field types, resolved once: resolving them is most of a decode's cost,
-    and every board decodes every peer's status each interval."""
-    if cls not in _HINTS:
-        _HINTS[cls] = typing.get_type_hints(cls)
-    return _HINTS[cls]
+_LAYOUTS: dict[type[Message], _Layout] = {}
+
+
+def _layout(cls: type[Message]) -> _Layout:
+    """A message class's fields and their types, worked out once: resolving the types is most
+    of a decode's cost, and every board decodes every peer's status each interval."""
+    layout = _LAYOUTS.get(cls)
+    if layout is None:
+        known = fields(cls)
+        layout = _LAYOUTS[cls] = _Layout(
+            names=tuple(f.name for f in known),
+            required=frozenset(f.name for f in known if f.default is MISSING and f.default_factory is MISSING),
+            hints=typing.get_type_hints(cls))
+    return layout
+
 
 
 def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
@@ -281,60 +310,85 @@ def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_M
 
 
 def _build(cls: type[M], body: dict[str, Any], where: str) -> M:
-    hints = _hints(cls)
-    known = {f.name: f for f in fields(cls)}
-    extra = set(body) - set(known)
+    layout = _layout(cls)
+    extra = body.keys() - set(layout.names)
     if extra:
         raise ProtocolError(f"{where}: unknown field(s) {', '.join(sorted(extra))}")
     values: dict[str, Any] = {}
-    for name, f in known.items():
+    for name in layout.names:
         if name not in body:
-            if f.default is MISSING and f.default_factory is MISSING:
+            if name in layout.required:
                 raise ProtocolError(f"{where}: missing field {name!r}")
             continue
-        values[name] = _check(hints[name], body[name], f"{where}.{name}")
+        values[name] = _checker(layout.hints[name])(body[name], f"{where}.{name}")
     message = cls(**values)
     _check_semantics(message, where)
     return message
 
 
-def _check(hint: Any, value: Any, where: str) -> Any:
-    origin = typing.get_origin(hint)
+Check = Callable[[Any, str], Any]
+"""Validates a JSON value for one field (where names it in errors); returns the field's value."""
+
+
+@functools.cache
+def _checker(hint: Any) -> Check:
+    """The check of one field type, built once per type: a decode runs one per field."""
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (Union, types.UnionType):
-        options = typing.get_args(hint)
-        if value is None and type(None) in options:
-            return None
-        (inner,) = [o for o in options if o is not type(None)]
-        return _check(inner, value, where)
+        (inner,) = [o for o in args if o is not type(None)]
+        check_inner, nullable = _checker(inner), type(None) in args
+
+        def optional(value: Any, where: str) -> Any:
+            return None if value is None and nullable else check_inner(value, where)
+        return optional
     if origin is Literal:
-        choices = typing.get_args(hint)
-        if not isinstance(value, str) or value not in choices:
-            raise ProtocolError(f"{where} must be one of {', '.join(repr(c) for c in choices)}")
-        return value
+        def literal(value: Any, where: str) -> Any:
+            if not isinstance(value, str) or value not in args:
+                raise ProtocolError(f"{where} must be one of {', '.join(repr(c) for c in args)}")
+            return value
+        return literal
     if origin is list:
-        (inner,) = typing.get_args(hint)
-        if not isinstance(value, list):
-            raise ProtocolError(f"{where}: expected a list")
-        return [_check(inner, item, f"{where}[{i}]") for i, item in enumerate(value)]
+        (item_type,) = args
+        check_item = _checker(item_type)
+
+        def listed(value: Any, where: str) -> Any:
+            if not isinstance(value, list):
+                raise ProtocolError(f"{where}: expected a list")
+            return [check_item(item, f"{where}[{i}]") for i, item in enumerate(value)]
+        return listed
     if isinstance(hint, type) and issubclass(hint, Message):
-        if not isinstance(value, dict):
-            raise ProtocolError(f"{where}: expected an object")
-        return _build(hint, dict(value), where)
+        def nested(value: Any, where: str) -> Any:
+            if not isinstance(value, dict):
+                raise ProtocolError(f"{where}: expected an object")
+            return _build(hint, dict(value), where)
+        return nested
     if hint is float:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise ProtocolError(f"{where}: expected a number")
-        return float(value)
+        def number(value: Any, where: str) -> Any:
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                raise ProtocolError(f"{where}: expected a number")
+            return float(value)
+        return number
     if hint is int:
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise ProtocolError(f"{where}: expected an integer")
-        return value
-    if hint in (str, bool):
-        if not isinstance(value, hint):
-            raise ProtocolError(f"{where}: expected {hint.__name__}")
-        if hint is str and not _encodable(value):
-            raise ProtocolError(f"{where}: not valid Unicode text (a lone surrogate escape)")
-        return value
-    raise ProtocolError(f"{where}: unsupported field type {hint!r}")  # pragma: no cover
+        def integer(value: Any, where: str) -> Any:
+            if isinstance(value, bool) or not isinstance(value, int):
+                raise ProtocolError(f"{where}: expected an integer")
+            return value
+        return integer
+    if hint is bool:
+        def boolean(value: Any, where: str) -> Any:
+            if not isinstance(value, bool):
+                raise ProtocolError(f"{where}: expected bool")
+            return value
+        return boolean
+    if hint is str:
+        def text(value: Any, where: str) -> Any:
+            if not isinstance(value, str):
+                raise ProtocolError(f"{where}: expected str")
+            if not _encodable(value):
+                raise ProtocolError(f"{where}: not valid Unicode text (a lone surrogate escape)")
+            return value
+        return text
+    raise TypeError(f"unsupported message field type {hint!r}")  # pragma: no cover
 
 
 SECRET = re.compile(r"^[0-9a-f]{0,64}$")
