@@ -19,7 +19,7 @@ machine the wall clock also measures the wait for a core, CPU time only the work
 A third figure streams the reply (the agent's path for a job's final answer, token by token
 through the worker's pipe) against a streamed create_completion.
 
-    python -m benchmarks.llama_overhead [--quick] [--pairs 8] [--threads 1] [--gen-tokens 128] [--json]
+    python -m benchmarks.llama_overhead [--quick] [--pairs 12] [--threads 1] [--gen-tokens 128] [--json]
 """
 
 from __future__ import annotations
@@ -146,7 +146,7 @@ def model_path() -> str:
 
 def run(quick: bool = False, pairs: int | None = None, threads: int = 1, gen_tokens: int | None = None,
         ) -> list[Figure]:
-    pairs = pairs or (3 if quick else 8)
+    pairs = pairs or (3 if quick else 12)
     gen_tokens = gen_tokens or (64 if quick else 128)
     path = model_path()
     load_before = load_average()
