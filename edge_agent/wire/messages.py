@@ -368,18 +368,15 @@ def _checker(hint: Any) -> Check:
                 raise ProtocolError(f"{where}: expected a number")
             return float(value)
         return number
-    if hint is int:
-        def integer(value: Any, where: str) -> Any:
-            if isinstance(value, bool) or not isinstance(value, int):
-                raise ProtocolError(f"{where}: expected an integer")
+    if hint in (int, bool):
+        # bool is a subclass of int in Python, but JSON's true is no integer, nor 1 a boolean.
+        label, want_bool = ("bool", True) if hint is bool else ("an integer", False)
+
+        def exact(value: Any, where: str) -> Any:
+            if isinstance(value, bool) is not want_bool or not isinstance(value, hint):
+                raise ProtocolError(f"{where}: expected {label}")
             return value
-        return integer
-    if hint is bool:
-        def boolean(value: Any, where: str) -> Any:
-            if not isinstance(value, bool):
-                raise ProtocolError(f"{where}: expected bool")
-            return value
-        return boolean
+        return exact
     if hint is str:
         def text(value: Any, where: str) -> Any:
             if not isinstance(value, str):

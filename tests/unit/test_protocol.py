@@ -73,6 +73,24 @@ def test_wrong_types_unknown_fields_and_bad_roles_are_rejected():
             decode(json.dumps({**good, **change}).encode(), Task)
 
 
+def test_booleans_numbers_and_nested_messages_are_checked_by_their_own_type():
+    good = json.loads(Answer(job_id="j", origin="edge-1", ok=True, answer="a", inferences=[
+        Inference(layer=1, role="propose", device="edge-1", seconds=1.0, prompt_tokens=3, completion_tokens=4),
+    ]).encode())
+    assert decode(json.dumps({**good, "inferences": [{**good["inferences"][0], "seconds": 2}]}).encode(),
+                  Answer).inferences[0].seconds == 2.0  # a JSON integer is a number
+    for change, reason in [
+        ({"ok": 1}, "ok: expected bool"),
+        ({"ok": "true"}, "ok: expected bool"),
+        ({"inferences": [{**good["inferences"][0], "seconds": True}]}, r"inferences\[0\]\.seconds: expected a number"),
+        ({"inferences": [{**good["inferences"][0], "seconds": "1"}]}, "expected a number"),
+        ({"inferences": ["not an object"]}, r"inferences\[0\]: expected an object"),
+        ({"inferences": [{**good["inferences"][0], "layer": 1.5}]}, "expected an integer"),
+    ]:
+        with pytest.raises(ProtocolError, match=reason):
+            decode(json.dumps({**good, **change}).encode(), Answer)
+
+
 def test_oversized_message_is_rejected_before_parsing():
     big = task(prompt="x" * 5000).encode()
     with pytest.raises(ProtocolError, match="exceeds"):
