@@ -287,7 +287,6 @@ def _layout(cls: type[Message]) -> _Layout:
     return layout
 
 
-
 def decode(payload: bytes | bytearray, expected: type[M], max_bytes: int = MAX_MESSAGE_BYTES) -> M:
     """Parse and strictly validate one message of the expected kind."""
     if len(payload) > max_bytes:
