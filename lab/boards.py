@@ -184,6 +184,16 @@ def ssh_argv(ssh_config: Path, board: Board, command: list[str]) -> list[str]:
     return ["ssh", "-F", str(ssh_config), board.name, "--", shlex.join(command)]
 
 
+def last_boot(board: Board, lines: int = 15) -> str:
+    """The end of the board's console log since its last boot began."""
+    try:
+        text = board.console.read_text(errors="replace")
+    except OSError:
+        return "(no console log)"
+    since = text[text.rfind("Spawning container"):] if "Spawning container" in text else text
+    return "\n".join(since.splitlines()[-lines:])
+
+
 def wait_up(board: Board, ssh_config: Path, timeout_s: float) -> str:
     """Wait until SSH answers and systemd finished booting; returns systemd's state."""
     deadline = time.monotonic() + timeout_s

@@ -70,7 +70,12 @@ def power_cut(board: Board, timeout_s: float = 10.0) -> int:
 def power_on(board: Board, ssh_config: Path, timeout_s: float = 90.0) -> str:
     """Boot the board again from its disk; returns systemd's state once SSH answers."""
     boards.boot(board)
-    return boards.wait_up(board, ssh_config, timeout_s)
+    try:
+        return boards.wait_up(board, ssh_config, timeout_s)
+    except LabError as err:
+        # A test's clean-up boots the board again, writing on in the same log and, in a later
+        # lab, over it: the reason this boot failed goes into the error.
+        raise LabError(f"{err}; it ends:\n{boards.last_boot(board)}") from None
 
 
 def _pids(path: Path) -> list[int]:
