@@ -38,10 +38,21 @@ def read_pid(pid_file: Path, marker: str) -> int:
     """The pid in pid_file if that process still runs and its command line holds marker, else 0."""
     try:
         pid = int(pid_file.read_text().split()[0])
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode()
     except (OSError, ValueError, IndexError):
         return 0
-    return pid if marker in cmdline and alive(pid) else 0
+    cmdline = b""
+    for _ in range(50):
+        try:
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except OSError:
+            return 0
+        if cmdline or not alive(pid):
+            break
+        # Empty while the process replaces its program (execve): a board's supervisor does so
+        # twice as it starts (unshare, then sh), and was taken for stopped. No event says when
+        # the new command line is in place; it takes microseconds.
+        time.sleep(0.01)
+    return pid if marker.encode() in cmdline.replace(b"\0", b" ") and alive(pid) else 0
 
 
 def reap(pid: int) -> None:
