@@ -21,8 +21,9 @@ through at once after a quiet spell (Linux block/blk-throttle.c, its slice), so 
 pass free and only sustained commits pay: most commits of a series pass at once and every few
 wait about 100 ms for the next slice. Every figure is therefore a mean over a series in a row
 (its time ÷ its count, what a device pays in the long run), not a median, which would take the
-free ones for the cost. Needs root and a free loop device; skipped otherwise. device-mapper (dm-delay, which would add latency) is
-not available on this kernel (`dmsetup targets` fails). Everything made is undone.
+free ones for the cost. Needs root and a free loop device; skipped otherwise. device-mapper
+(dm-delay, which would add latency) is not available on this kernel (`dmsetup targets` fails).
+Everything made is undone.
 
     python -m benchmarks.fsync_cost [--quick] [--slow-iops 200] [--no-slow] [--json]
 """
