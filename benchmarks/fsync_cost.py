@@ -40,15 +40,12 @@ import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
+from statistics import fmean as mean
 from typing import Any
 
 from benchmarks.common import Figure, load_average, log, print_figures
 
 THROTTLE = Path("/sys/fs/cgroup/blkio/blkio.throttle.write_iops_device")
-
-
-def mean(values: list[float]) -> float:
-    return sum(values) / len(values)
 
 
 def raw_fsync_ms(directory: Path, rounds: int) -> float:
