@@ -313,7 +313,7 @@ def test_a_rebooted_board_comes_back_and_a_prompt_sent_before_is_answered(first_
                                             timeout=15).stdout.split() == ["active", "active"], 120)
         assert active, lab.ssh("board-3", "systemctl", "status", "edge-mosquitto", "edge-agent").stdout[-2000:]
         seen = wait_until(lambda: board_online_on("board-1", "board-3", lab), 120, 2.0)
-        assert seen, "board-3 did not rejoin the mesh as seen from board-1"
+        assert seen, rejoin_report(lab)
         out, err = submit.communicate(timeout=420)
     finally:
         if submit.poll() is None:
@@ -323,6 +323,18 @@ def test_a_rebooted_board_comes_back_and_a_prompt_sent_before_is_answered(first_
     answer = json.loads(out)
     assert answer["ok"] and answer["answer"].strip() and answer["origin"] == "board-1"
     assert "rebooting" in (Path(lab.boards[2].console)).read_text()
+
+
+def rejoin_report(lab: Lab) -> str:
+    """Why board-3 is not seen again: its status on board-1 and both brokers' logs of the bridge."""
+    shown = lab.ssh("board-1", *agent("board-1", "status", "--json"), timeout=30)
+    logs = {b: lab.ssh(b, "sudo", "journalctl", "-q", "-o", "cat", "-n", "25", "-u", "edge-mosquitto",
+                       timeout=30).stdout for b in ("board-1", "board-3")}
+    agent_log = lab.ssh("board-3", "sudo", "journalctl", "-q", "-o", "cat", "-n", "15", "-u", "edge-agent",
+                        timeout=30).stdout
+    return (f"board-3 did not rejoin the mesh as seen from board-1; its status there: {shown.stdout[-1500:]}"
+            f"{shown.stderr[-500:]}\n--- board-1 broker:\n{logs['board-1']}\n--- board-3 broker:\n{logs['board-3']}"
+            f"\n--- board-3 agent:\n{agent_log}")
 
 
 def board_online_on(where: str, device: str, lab: Lab) -> bool:
