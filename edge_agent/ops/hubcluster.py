@@ -7,8 +7,11 @@ BASE.i, epmd on all of them and, as epmd always does, 127.0.0.1, on a port of it
 
 from __future__ import annotations
 
+import contextlib
 import json
+import logging
 import os
+import re
 import secrets
 import signal
 import subprocess
@@ -25,6 +28,13 @@ from edge_agent.ops.procgroup import wait_gone as _wait_gone
 
 RABBITMQ = Path("/usr/lib/rabbitmq/bin")
 CLUSTER_FILE = "hub.json"
+REGISTRY_WAIT_S = 60.0
+"""How long start() waits for the nodes' MQTT client-id registry to form, once they run."""
+
+LEFT_OUT_S = 10.0
+"""A node outside the registry's group for this long is taken as left out, not as joining it."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -117,6 +127,7 @@ def start(root: Path, count: int, address_base: str, credentials: dict[str, str]
             save(cluster)
         for node in cluster.nodes:
             wait_running(cluster, node, timeout_s)
+        form_client_id_registry(cluster, REGISTRY_WAIT_S)
     except BaseException:
         stop(cluster)
         raise
@@ -162,6 +173,45 @@ def wait_running(cluster: Cluster, node: Node, timeout_s: float) -> None:
             pass
         time.sleep(1.0)
     raise MeshError(f"hub node {node.name} not running in the cluster after {timeout_s:.0f} s")
+
+
+def form_client_id_registry(cluster: Cluster, timeout_s: float) -> None:
+    """Return once every node is a member of the cluster's MQTT client-id registry (mqtt_node, a
+    Raft group of RabbitMQ's own), or warn after timeout_s.
+
+    Nodes booted together sometimes leave one out of it: each looks for peers when it boots, and
+    one may start its member before the others formed the group. A node left out answers every
+    CONNECT with "server unavailable" for good. Its registry's start, run again, joins the group."""
+    names = [n.name for n in cluster.nodes]
+    listed = ", ".join(f"'{name}'" for name in names)
+    query = (f"[{{N, case ra:members({{mqtt_node, N}}, 3000) of {{ok, Ms, _}} -> [M || {{_, M}} <- Ms]; "
+             f"_ -> [] end}} || N <- [{listed}]].")
+    deadline = time.monotonic() + timeout_s
+    out_since: dict[str, float] = {}
+    restarted: set[str] = set()
+    while True:
+        try:
+            shown = "".join(ctl(cluster, cluster.nodes[0], "eval", query).split())
+        except (MeshError, subprocess.TimeoutExpired):
+            shown = ""
+        seen = {name: set(re.findall(r"'([^']+)'", members))
+                for name, members in re.findall(r"\{'([^']+)',\[([^\]]*)\]\}", shown)}
+        if all(seen.get(name) == set(names) for name in names):
+            return
+        now = time.monotonic()
+        if now > deadline:
+            log.warning("the hub's MQTT client-id registry did not form on every node (members seen: %s); "
+                        "a node left out refuses logins and the bridges fail over from it", seen)
+            return
+        group = max(seen.values(), key=len, default=set())
+        for name in names:
+            if not group or name in group:
+                out_since.pop(name, None)
+            elif name not in restarted and now - out_since.setdefault(name, now) > LEFT_OUT_S:
+                with contextlib.suppress(MeshError, subprocess.TimeoutExpired):
+                    ctl(cluster, cluster.nodes[0], "eval", f"rpc:cast('{name}', mqtt_node, start, []).")
+                    restarted.add(name)
+        time.sleep(2.0)
 
 
 def write_definitions(root: Path, credentials: dict[str, str]) -> Path:
