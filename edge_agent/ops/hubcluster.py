@@ -175,6 +175,20 @@ def wait_running(cluster: Cluster, node: Node, timeout_s: float) -> None:
     raise MeshError(f"hub node {node.name} not running in the cluster after {timeout_s:.0f} s")
 
 
+def registry_members(cluster: Cluster) -> dict[str, set[str]]:
+    """The members of the MQTT client-id registry (mqtt_node) as each node sees them; empty for a
+    node that knows no leader of it, absent when the cluster cannot be asked."""
+    listed = ", ".join(f"'{n.name}'" for n in cluster.nodes)
+    query = (f"[{{N, case ra:members({{mqtt_node, N}}, 3000) of {{ok, Ms, _}} -> [M || {{_, M}} <- Ms]; "
+             f"_ -> [] end}} || N <- [{listed}]].")
+    try:
+        shown = "".join(ctl(cluster, cluster.nodes[0], "eval", query).split())
+    except (MeshError, subprocess.TimeoutExpired):
+        return {}
+    return {name: set(re.findall(r"'([^']+)'", members))
+            for name, members in re.findall(r"\{'([^']+)',\[([^\]]*)\]\}", shown)}
+
+
 def form_client_id_registry(cluster: Cluster, timeout_s: float) -> None:
     """Return once every node is a member of the cluster's MQTT client-id registry (mqtt_node, a
     Raft group of RabbitMQ's own), or warn after timeout_s.
@@ -182,21 +196,13 @@ def form_client_id_registry(cluster: Cluster, timeout_s: float) -> None:
     Nodes booted together sometimes leave one out of it: each looks for peers when it boots, and
     one may start its member before the others formed the group. A node left out answers every
     CONNECT with "server unavailable" for good. Its registry's start, run again, joins the group."""
-    names = [n.name for n in cluster.nodes]
-    listed = ", ".join(f"'{name}'" for name in names)
-    query = (f"[{{N, case ra:members({{mqtt_node, N}}, 3000) of {{ok, Ms, _}} -> [M || {{_, M}} <- Ms]; "
-             f"_ -> [] end}} || N <- [{listed}]].")
+    names = {n.name for n in cluster.nodes}
     deadline = time.monotonic() + timeout_s
     out_since: dict[str, float] = {}
     restarted: set[str] = set()
     while True:
-        try:
-            shown = "".join(ctl(cluster, cluster.nodes[0], "eval", query).split())
-        except (MeshError, subprocess.TimeoutExpired):
-            shown = ""
-        seen = {name: set(re.findall(r"'([^']+)'", members))
-                for name, members in re.findall(r"\{'([^']+)',\[([^\]]*)\]\}", shown)}
-        if all(seen.get(name) == set(names) for name in names):
+        seen = registry_members(cluster)
+        if all(seen.get(name) == names for name in names):
             return
         now = time.monotonic()
         if now > deadline:
@@ -204,7 +210,7 @@ def form_client_id_registry(cluster: Cluster, timeout_s: float) -> None:
                         "a node left out refuses logins and the bridges fail over from it", seen)
             return
         group = max(seen.values(), key=len, default=set())
-        for name in names:
+        for name in sorted(names):
             if not group or name in group:
                 out_since.pop(name, None)
             elif name not in restarted and now - out_since.setdefault(name, now) > LEFT_OUT_S:
