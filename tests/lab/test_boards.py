@@ -87,6 +87,10 @@ def test_the_wheel_is_built_once_for_the_three_boards(first_play, lab):
     else:
         assert builders == ["board-1"], f"built on {builders}, want the first board of the kind only"
     assert task_hosts(first_play.output, INSTALL_TASK) == list(BOARDS)
+    # Only a board that built the wheel carries the compilers.
+    compilers = {board: lab.ssh(board, "sh", "-c", "command -v cmake gcc || true", timeout=30).stdout.split()
+                 for board in BOARDS}
+    assert {b: bool(found) for b, found in compilers.items()} == {b: b in builders for b in BOARDS}, compilers
     second = first_play.duration("board-2", INSTALL_TASK)
     assert second is not None and second < 60, f"board-2 took {second} s to install the wheel"
 
