@@ -2,8 +2,10 @@
 coordinator together on one board.
 
 Threads: paho's network thread validates, stores and acknowledges messages (the handlers
-here); the consumer takes the FCFS queue to the model worker (consumer.py); the publisher
-publishes the outbox (outbox.py); the ticker publishes the heartbeat and watches deadlines.
+here); the consumer takes the FCFS queue to the model worker (consumer.py). A step's messages
+leave from the thread that committed it; the publisher forgets what the broker acknowledged and
+publishes again what a lost link held up (outbox.py). The ticker publishes the heartbeat and
+watches deadlines.
 """
 
 from __future__ import annotations
@@ -101,7 +103,6 @@ class Agent:
                                                     instance=self.instance).encode()),
         )
         self.outbox = Outbox(self.store, self.client)
-        self.client.on_published = self.outbox.acknowledged
         self.coordinator = Coordinator(cfg, self.store, self.peers, self._publish_progress,
                                        rng=random.Random(), estimator=self.estimator,
                                        link_settled=self._link_settled, counter=build_counter(self.spec))
@@ -206,7 +207,7 @@ class Agent:
         if results or answers:
             log.info("connected to the broker; sent again %d result(s) and %d answer(s) of the last %.0f s",
                      results, answers, self.cfg.resend_window_s)
-        self.outbox.wake.set()
+        self.outbox.republish()
 
     def _publish_failed(self, err: Exception) -> bool:
         """The publisher's step failed: whether it goes on."""
@@ -326,7 +327,7 @@ class Agent:
                     if self.room.full:
                         continue  # every step below writes to the store
                     self.coordinator.resume()  # push on what the full disk held up
-                    self.outbox.wake.set()
+                    self.outbox.republish()
                 self.coordinator.tick()
                 if now - last_prune > 3600:
                     self.store.prune()

@@ -81,12 +81,14 @@ class Coordinator:
         self._events: list[Progress] = []
 
     @contextmanager
-    def _step(self) -> Iterator[None]:
-        """One transaction; the progress events it made are published once it is committed."""
+    def _step(self, durable: bool = True) -> Iterator[None]:
+        """One transaction; the progress events it made are published once it is committed.
+        durable=False: a restart repairs the step if it is lost, but not the messages it sends,
+        which wait for the disk all the same."""
         with self._lock:
             self._events = []
             try:
-                with self.store.transaction():
+                with self.store.transaction(durable, sync_if_sending=True):
                     yield
                 events = self._events
             finally:
@@ -130,8 +132,10 @@ class Coordinator:
 
     def finish_own(self, task_id: str, result: Result) -> None:
         """A task of this device's own job is done: keep it as done in the queue and take its
-        result, in one transaction (it never leaves the device)."""
-        with self._step():
+        result, in one transaction (it never leaves the device). Lost in a power cut, the task
+        runs again, as a peer's would; only what the step sends waits for the disk, and the
+        final answer, which always sends the job's answer, is durable from the start."""
+        with self._step(durable=result.role == "aggregate"):
             self.store.finish_task(task_id, "", result.encode())
             self._take(result)
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -75,7 +76,7 @@ CREATE TABLE IF NOT EXISTS dispatches (
 );
 CREATE TABLE IF NOT EXISTS probe (
     id INTEGER PRIMARY KEY CHECK (id = 1),
-    at REAL NOT NULL                           -- rewritten to learn whether the disk takes writes
+    at REAL NOT NULL                           -- rewritten: does the disk take writes? (or to sync)
 );
 CREATE TABLE IF NOT EXISTS dead_letters (
     id INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -93,6 +94,9 @@ CREATE TABLE IF NOT EXISTS submits (
 CREATE INDEX IF NOT EXISTS dispatches_state ON dispatches(state);
 """
 
+# An outbox row as the publisher takes it: id, topic, payload, retain.
+OutboxRow = tuple[int, str, bytes, bool]
+
 # Columns added after the first schema: (table, column, definition), added to older stores at open.
 MIGRATIONS = (
     ("inbox", "result_topic", "TEXT NOT NULL DEFAULT ''"),
@@ -109,8 +113,8 @@ def is_storage_failure(err: sqlite3.Error) -> bool:
 
 
 class Database:
-    """The connection and its transactions. Events tell the agent's threads, once a commit is on
-    the disk, that it queued a task (`tasks_ready`) or a message to publish (`outbox_ready`)."""
+    """The connection and its transactions. Once a commit is on the disk, `tasks_ready` tells the
+    consumer that it queued a task, and the publisher (publish_with) gets the messages it queued."""
 
     def __init__(self, path: Path | str, synchronous: str = "FULL") -> None:
         """synchronous: FULL, the agent's; OFF only to measure what waiting for the disk costs."""
@@ -128,9 +132,24 @@ class Database:
             if column not in {r["name"] for r in self._db.execute(f"PRAGMA table_info({table})")}:
                 self._db.execute(f"ALTER TABLE {table} ADD COLUMN {column} {definition}")
         self.tasks_ready = threading.Event()
-        self.outbox_ready = threading.Event()
         self._depth = 0
-        self._queued_task = self._queued_message = False
+        self._queued_task = False
+        self._new_rows: list[OutboxRow] = []
+        self._committed: deque[OutboxRow] = deque()
+        self._publisher: Callable[[], None] | None = None
+
+    def publish_with(self, publisher: Callable[[], None]) -> None:
+        """Call publisher() after each commit that queued messages, on the committing thread once
+        the lock is released; it takes them with take_committed(). The message of a step leaves
+        with the step, and nobody reads the outbox back to find it."""
+        self._publisher = publisher
+
+    def take_committed(self) -> list[OutboxRow]:
+        """The outbox rows committed since the last call, in commit order (which is id order)."""
+        rows = []
+        while self._committed:
+            rows.append(self._committed.popleft())
+        return rows
 
     def close(self) -> None:
         with self._lock:
@@ -150,9 +169,10 @@ class Database:
                 raise
 
     @contextmanager
-    def transaction(self, durable: bool = True) -> Iterator[sqlite3.Connection]:
+    def transaction(self, durable: bool = True, sync_if_sending: bool = False) -> Iterator[sqlite3.Connection]:
         """One commit for everything written inside, however deeply nested. durable=False (only
-        for the outermost) commits without waiting for the disk."""
+        for the outermost) commits without waiting for the disk; with sync_if_sending, a commit
+        that queued messages is waited onto the disk all the same before they leave."""
         with self._guarded() as db:
             if self._depth:
                 self._depth += 1
@@ -164,7 +184,7 @@ class Database:
             if not durable and self._synchronous == "FULL":
                 db.execute("PRAGMA synchronous=NORMAL")
             self._depth = 1
-            self._queued_task = self._queued_message = False
+            self._queued_task, self._new_rows = False, []
             db.execute("BEGIN IMMEDIATE")
             try:
                 yield db
@@ -180,18 +200,38 @@ class Database:
                 self._depth = 0
                 if not durable and self._synchronous == "FULL":
                     db.execute("PRAGMA synchronous=FULL")
-            if self._queued_task:
-                self.tasks_ready.set()
-            if self._queued_message:
-                self.outbox_ready.set()
+            queued_task, new_rows, self._new_rows = self._queued_task, self._new_rows, []
+            if new_rows and not durable and sync_if_sending and self._synchronous == "FULL":
+                self._sync(db)
+            if new_rows and self._publisher is not None:
+                self._committed.extend(new_rows)  # under the lock: in commit order
+        if queued_task:
+            self.tasks_ready.set()
+        if new_rows and self._publisher is not None:
+            self._publisher()
+
+    def _sync(self, db: sqlite3.Connection) -> None:
+        """Wait the commits made so far onto the disk: a durable commit syncs the log up to it."""
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.execute("INSERT OR REPLACE INTO probe(id, at) VALUES (1, 0)")
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:
+                    pass  # the original error says more
+            raise
 
     def _put_outbox(self, db: sqlite3.Connection, topic: str, payload: bytes, created_at: float,
                     retain: bool = False) -> int:
         """Every message that must reach the broker goes through here, inside a transaction."""
         cur = db.execute("INSERT INTO outbox(topic, payload, retain, created_at) VALUES (?, ?, ?, ?)",
                          (topic, payload, int(retain), created_at))
-        self._queued_message = True
-        return int(cur.lastrowid or 0)
+        outbox_id = int(cur.lastrowid or 0)
+        self._new_rows.append((outbox_id, topic, payload, retain))
+        return outbox_id
 
     def _noted_task(self) -> None:
         self._queued_task = True

@@ -15,7 +15,7 @@ from collections.abc import Collection
 from dataclasses import dataclass
 
 from edge_agent.errors import StorageError
-from edge_agent.node.db import is_storage_failure
+from edge_agent.node.db import OutboxRow, is_storage_failure
 from edge_agent.node.inbox import InboxTables
 from edge_agent.node.jobs import DispatchRow, JobRow, JobTables, Send
 
@@ -40,7 +40,7 @@ class Store(InboxTables, JobTables):
         with self.transaction() as db:
             return self._put_outbox(db, topic, payload, time.time(), retain)
 
-    def outbox(self, skip: Collection[int] = ()) -> list[tuple[int, str, bytes, bool]]:
+    def outbox(self, skip: Collection[int] = ()) -> list[OutboxRow]:
         """The rows to publish, oldest first, but those in skip (in flight already)."""
         rows: list[sqlite3.Row] = []
         with self._guarded() as db:

@@ -74,8 +74,6 @@ class MeshClient:
         self.on_storage_failure: Callable[[StorageError, Callable[[], None]], None] | None = None
         """Called with the failure and a retry: delivering the message again, later."""
         self.on_poison: Callable[[mqtt.MQTTMessage, Exception], None] | None = None
-        self.on_published: Callable[[int], None] | None = None
-        """Called (on paho's thread) with the message id of a QoS 1 publish the broker acknowledged."""
         self._client = mqtt.Client(
             callback_api_version=CallbackAPIVersion.VERSION2,
             client_id=client_id,
@@ -99,7 +97,6 @@ class MeshClient:
             self._client.will_set(will[0], will[1], qos=1, retain=True)
         self._client.on_connect = self._on_connect
         self._client.on_disconnect = self._on_disconnect
-        self._client.on_publish = self._on_publish
 
     # -- routing ----------------------------------------------------------------------
     def route(self, topic_filter: str, handler: Handler, qos: int = 1) -> None:
@@ -188,10 +185,6 @@ class MeshClient:
         self._connected.clear()
         if reason.is_failure:
             log.info("lost broker %s (%s); paho reconnects", self.broker, reason)
-
-    def _on_publish(self, client: mqtt.Client, userdata: Any, mid: int, reason: Any, props: Any) -> None:
-        if self.on_published is not None:
-            self.on_published(mid)
 
     # -- publishing -------------------------------------------------------------------
     def publish(self, topic: str, payload: bytes, qos: int = 1, retain: bool = False) -> mqtt.MQTTMessageInfo:

@@ -174,19 +174,53 @@ def test_a_finished_tasks_result_is_kept_to_be_sent_again(tmp_path):
 
 def test_nested_writes_are_one_transaction_and_wake_nobody_before_the_commit(tmp_path):
     store = Store(tmp_path / "a.db")
+    published = []
+    store.publish_with(lambda: published.extend(store.take_committed()))
     with pytest.raises(RuntimeError), store.transaction():
         store.enqueue(task(1))
         store.add_outbox("t/1", b"a")
         assert store.queue_depth() == 1  # written, inside
-        assert not store.tasks_ready.is_set() and not store.outbox_ready.is_set()
+        assert not store.tasks_ready.is_set() and published == []
         raise RuntimeError("the step fails after both writes")
     assert store.queue_depth() == 0 and store.outbox() == []  # both undone together
-    assert not store.tasks_ready.is_set() and not store.outbox_ready.is_set()
+    assert not store.tasks_ready.is_set() and published == []
     with store.transaction():
         store.enqueue(task(2))
         store.add_outbox("t/2", b"b")
-        assert not store.tasks_ready.is_set()
-    assert store.tasks_ready.is_set() and store.outbox_ready.is_set()
+        assert not store.tasks_ready.is_set() and published == []
+    assert store.tasks_ready.is_set()
+    assert [(topic, payload) for _, topic, payload, _ in published] == [("t/2", b"b")]
+    assert [row[0] for row in published] == [row[0] for row in store.outbox()], "the rows as stored"
+
+
+def durable_commits(statements: list[str]) -> int:
+    """How many of these statements are commits made while synchronous was FULL (the store's
+    setting between steps)."""
+    full, count = True, 0
+    for sql in statements:
+        if sql.startswith("PRAGMA synchronous="):
+            full = sql.endswith("FULL")
+        count += full and sql == "COMMIT"
+    return count
+
+
+def test_a_step_a_restart_repairs_still_waits_for_the_disk_before_its_messages_leave(tmp_path):
+    store = Store(tmp_path / "a.db")
+    statements: list[str] = []
+    store._db.set_trace_callback(statements.append)
+    handed_over: list[list[str]] = []  # the statements made by the time the messages were handed over
+    store.publish_with(lambda: handed_over.append(list(statements)))
+    with store.transaction(durable=False, sync_if_sending=True):
+        store.enqueue(task(1))  # nothing to send: nothing waits for the disk
+    assert statements.count("COMMIT") == 1 and durable_commits(statements) == 0
+    mark = len(statements)
+    with store.transaction(durable=False, sync_if_sending=True):
+        store.add_outbox("t/1", b"a")
+    assert handed_over and durable_commits(handed_over[0][mark:]) == 1, "synced before it was handed over"
+    mark = len(statements)
+    with store.transaction(durable=False):
+        store.add_outbox("t/2", b"b")  # a peer's result: it may leave before it is on the disk
+    assert statements[mark:].count("COMMIT") == 1 and durable_commits(statements[mark:]) == 0
 
 
 def test_writes_a_restart_repairs_skip_the_disk_wait_and_leave_the_rest_durable(tmp_path):
