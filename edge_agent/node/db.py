@@ -113,8 +113,8 @@ def is_storage_failure(err: sqlite3.Error) -> bool:
 
 
 class Database:
-    """The connection and its transactions. Once a commit is on the disk, `tasks_ready` tells the
-    consumer that it queued a task, and the publisher (publish_with) gets the messages it queued."""
+    """The connection and its transactions. Once a commit returns, `tasks_ready` tells the consumer
+    that it queued a task, and the publisher (publish_with) gets the messages it queued."""
 
     def __init__(self, path: Path | str, synchronous: str = "FULL") -> None:
         """synchronous: FULL, the agent's; OFF only to measure what waiting for the disk costs."""

@@ -76,7 +76,9 @@ class Outbox:
         whose publish failed, or the whole outbox after republish()."""
         with self._lock:
             if not self._client.connected:
-                self._rescan = True  # what is in flight now may never be acknowledged
+                # Publishing now would only pile copies into paho's memory; once the link is back,
+                # the whole outbox goes out again.
+                self._rescan = True
                 return
             for outbox_id, info in list(self._inflight.items()):
                 if info.rc != mqtt.MQTT_ERR_SUCCESS:
