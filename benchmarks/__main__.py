@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -86,8 +87,9 @@ def table(figures: list[Figure]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for f in figures:
         verdict = "" if f.ok is None else (" ✓" if f.ok else " ✗")
+        ratio = "—" if math.isnan(f.ratio) else f"**{f.ratio:.3f}**"  # 0 / 0: nothing to divide
         lines.append(f"| {f.goal} | {f.name} | {f.value:.4g} {f.unit} | {f.baseline_name}: {f.baseline:.4g} "
-                     f"| **{f.ratio:.3f}**{verdict} | {f.target or '—'} | {f.runs} | {f.detail.get('load', '')} |")
+                     f"| {ratio}{verdict} | {f.target or '—'} | {f.runs} | {f.detail.get('load', '')} |")
     return lines
 
 

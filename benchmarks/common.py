@@ -81,8 +81,6 @@ def machine() -> dict[str, str]:
             "python": platform.python_version(), "llama-cpp-python": llama}
 
 
-
-
 def free_block() -> str:
     """A loopback block 127.0.N no other mesh on this host listens on (same check as the tests')."""
     from edge_agent.ops import localmesh
