@@ -13,7 +13,7 @@ import sqlite3
 import threading
 from collections import deque
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from pathlib import Path
 
 from edge_agent.errors import DiskFull, StorageError
@@ -190,11 +190,7 @@ class Database:
                 yield db
                 db.execute("COMMIT")  # may fail too (a full disk): then nothing was written
             except BaseException:
-                if db.in_transaction:
-                    try:
-                        db.execute("ROLLBACK")
-                    except sqlite3.Error:
-                        pass  # the original error says more
+                _roll_back(db)
                 raise
             finally:
                 self._depth = 0
@@ -217,11 +213,7 @@ class Database:
             db.execute("INSERT OR REPLACE INTO probe(id, at) VALUES (1, 0)")
             db.execute("COMMIT")
         except BaseException:
-            if db.in_transaction:
-                try:
-                    db.execute("ROLLBACK")
-                except sqlite3.Error:
-                    pass  # the original error says more
+            _roll_back(db)
             raise
 
     def _put_outbox(self, db: sqlite3.Connection, topic: str, payload: bytes, created_at: float,
@@ -235,3 +227,10 @@ class Database:
 
     def _noted_task(self) -> None:
         self._queued_task = True
+
+
+def _roll_back(db: sqlite3.Connection) -> None:
+    """Undo a transaction a failure left open; the failure itself says more than a failed rollback."""
+    if db.in_transaction:
+        with suppress(sqlite3.Error):
+            db.execute("ROLLBACK")
