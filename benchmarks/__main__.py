@@ -71,14 +71,14 @@ BENCHES = [
     Bench("idle", "4", "benchmarks.idle_cpu", "idle CPU of local meshes up to 16 devices", _idle),
 ]
 
-# The older benchmarks: standalone scripts with their own arguments and reports (see docs).
+# The older benchmarks: standalone modules with their own arguments and reports (see docs).
 OLDER = {
-    "api_overhead": ("benchmarks/api_overhead.py", "what the HTTP API adds to a job (docs/api.md)"),
-    "api_stream_latency": ("benchmarks/api_stream_latency.py", "first token through the API (docs/api.md)"),
-    "scale_hub": ("benchmarks/scale_hub.py", "hub topology against full mesh by size (docs/scale.md)"),
-    "sim_policies": ("benchmarks/sim_policies.py", "peer-choice policies in the simulator (docs/stability.md)"),
-    "stability_mesh": ("benchmarks/stability_mesh.py", "Theorem 1 on real agents, minutes (docs/stability.md)"),
-    "tui_load": ("benchmarks/tui_load.py", "the TUI under 16 simulated devices (docs/tui.md)"),
+    "api_overhead": ("benchmarks.api_overhead", "what the HTTP API adds to a job (docs/api.md)"),
+    "api_stream_latency": ("benchmarks.api_stream_latency", "first token through the API (docs/api.md)"),
+    "scale_hub": ("benchmarks.scale_hub", "hub topology against full mesh by size (docs/scale.md)"),
+    "sim_policies": ("benchmarks.sim_policies", "peer-choice policies in the simulator (docs/stability.md)"),
+    "stability_mesh": ("benchmarks.stability_mesh", "Theorem 1 on real agents, minutes (docs/stability.md)"),
+    "tui_load": ("benchmarks.tui_load", "the TUI under 16 simulated devices (docs/tui.md)"),
 }
 
 
@@ -130,13 +130,13 @@ def main() -> int:
     if args.list:
         for b in BENCHES:
             print(f"{b.name:<10} goal {b.goal}  python -m {b.module:<34} {b.what}")
-        for name, (path, what) in OLDER.items():
-            print(f"{name:<20} python {path:<36} {what}")
+        for name, (module, what) in OLDER.items():
+            print(f"{name:<20} python -m {module:<33} {what}")
         return 0
     if args.extra:
         if args.extra[0] != "run" or len(args.extra) < 2 or args.extra[1] not in OLDER:
             parser.error(f"expected `run NAME` with NAME one of {', '.join(OLDER)}")
-        return subprocess.call([sys.executable, OLDER[args.extra[1]][0], *args.extra[2:]], cwd=ROOT)
+        return subprocess.call([sys.executable, "-m", OLDER[args.extra[1]][0], *args.extra[2:]], cwd=ROOT)
     described = machine()
     log("machine: " + ", ".join(f"{k} {v}" for k, v in described.items()) + f"; load {load_average()}")
     started = time.monotonic()

@@ -1,7 +1,7 @@
 """What the HTTP API adds to a job: a request through `edge-agent api` against the same
 submit made the way `edge-agent submit` makes it, on a mesh of fake engines.
 
-    python benchmarks/api_overhead.py [--rounds 60] [--json]
+    python -m benchmarks.api_overhead [--rounds 60] [--json]
 
 Two fake devices (loopback 127.0.70.x), every inference a fixed 20 ms, the same
 prompt with M=0 (one inference at the origin, so the mesh's own time is as small
@@ -26,8 +26,8 @@ import sys
 import time
 
 import httpx
-from apiserve import KEY, served_mesh
 
+from benchmarks.apiserve import KEY, served_mesh
 from edge_agent.client.submit import SubmitClient
 from edge_agent.wire.mqtt import BrokerAddress
 

@@ -1,6 +1,6 @@
 """Time to the first streamed token against time to the whole answer, through the API.
 
-    python benchmarks/api_stream_latency.py [--requests 5] [--json]
+    python -m benchmarks.api_stream_latency [--requests 5] [--json]
 
 A 3-device local mesh of the real model (loopback 127.0.71.x, one llama.cpp
 thread per device), `edge-agent api` on edge-1, and the official openai
@@ -17,9 +17,11 @@ import argparse
 import json
 import statistics
 import time
+from typing import Any
 
 import openai
-from apiserve import KEY, served_mesh
+
+from benchmarks.apiserve import KEY, served_mesh
 
 PROMPTS = [
     "Give three reasons to run small language models on single-board computers.",
@@ -36,7 +38,7 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=5)
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
-    rows = []
+    rows: list[dict[str, Any]] = []
     with served_mesh(3, "127.0.71", "llama") as (url, _):
         client = openai.OpenAI(base_url=url + "/v1", api_key=KEY, max_retries=0, timeout=300)
         for i in range(args.requests):
@@ -53,7 +55,8 @@ def main() -> None:
                         tokens += 1
                         answer += choice.delta.content
                     if choice.finish_reason:
-                        final = [x for x in chunk.model_extra["dmoa"]["inferences"] if x["role"] == "aggregate"]
+                        dmoa = (chunk.model_extra or {}).get("dmoa", {})
+                        final = [x for x in dmoa.get("inferences", []) if x["role"] == "aggregate"]
                         final_s = final[0]["seconds"] if final else 0.0
                         finish = choice.finish_reason
             rows.append({"first_token_s": round(first, 2), "whole_answer_s": round(last, 2), "tokens": tokens,

@@ -26,6 +26,7 @@ from typing import Any
 
 import paho.mqtt.client as mqtt
 import psutil
+from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.common import Figure, load_average, log, mesh, print_figures
 
@@ -51,7 +52,7 @@ class StatusCounter:
     def __init__(self, host: str, port: int) -> None:
         self.count, self.bytes = 0, 0
         self._lock = threading.Lock()
-        self.client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id="bench-idle-observer")
+        self.client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id="bench-idle-observer")
         self.client.on_message = self._on_message
         self.client.connect(host, port, keepalive=30)
         self.client.subscribe(ALL_STATUS, qos=0)

@@ -86,13 +86,13 @@ class Direct:
         rendered = self.fmt(messages=[{"role": "user", "content": prompt}])
         tokens = self.llm.tokenize(rendered.prompt.encode("utf-8"), add_bos=not rendered.added_special,
                                    special=True)
-        stop = rendered.stop if isinstance(rendered.stop, list) else [rendered.stop]
+        stop = [rendered.stop] if isinstance(rendered.stop, str) else list(rendered.stop or [])
         c0, t0 = time.process_time(), time.perf_counter()
         if stream:
             # Counted as the engine counts a stream (edge_agent/engine/llama.py): pieces with text.
-            pieces = sum(1 for chunk in self.llm.create_completion(prompt=tokens, max_tokens=max_tokens,
-                                                                   temperature=0.0, stop=stop, stream=True)
-                         if chunk["choices"][0]["text"])
+            chunks: Any = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,
+                                                     stop=stop, stream=True)
+            pieces = sum(1 for chunk in chunks if chunk["choices"][0]["text"])
             prompt_tokens, completion_tokens = len(tokens), pieces
         else:
             out: Any = self.llm.create_completion(prompt=tokens, max_tokens=max_tokens, temperature=0.0,

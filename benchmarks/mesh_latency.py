@@ -28,6 +28,7 @@ from collections import defaultdict
 from typing import Any
 
 import paho.mqtt.client as mqtt
+from paho.mqtt.enums import CallbackAPIVersion
 
 from benchmarks.common import Figure, load_average, log, median, mesh, print_figures
 
@@ -36,10 +37,10 @@ NAMESPACE = "dmoa/v1"  # a bridge forwards to/<peer>/# (edge_agent/wire/topics.p
 
 
 def _paho(host: str, port: int) -> mqtt.Client:
-    client = mqtt.Client(mqtt.CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
+    client = mqtt.Client(CallbackAPIVersion.VERSION2, client_id=f"bench-{uuid.uuid4().hex[:8]}")
     client.connect(host, port, keepalive=30)
     sock = client.socket()
-    if sock is not None:  # as the agents' clients do (edge_agent/wire/mqtt.py): no Nagle delay
+    if isinstance(sock, socket.socket):  # as the agents' clients do (edge_agent/wire/mqtt.py): no Nagle delay
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     client.loop_start()
     return client
@@ -53,8 +54,11 @@ def bridge_round_trip(devices: list[Any], rounds: int) -> list[float]:
     ready: queue.Queue[int] = queue.Queue()
     left, right = _paho(a.host, a.port), _paho(b.host, b.port)
     try:
-        right.on_message = lambda c, u, m: right.publish(pong, m.payload, qos=1)
-        left.on_message = lambda c, u, m: back.put(m.payload)
+        def echo(client: mqtt.Client, userdata: Any, message: mqtt.MQTTMessage) -> None:
+            right.publish(pong, message.payload, qos=1)
+
+        right.on_message = echo
+        left.on_message = lambda c, u, m: back.put(bytes(m.payload))
         right.on_subscribe = left.on_subscribe = lambda *args: ready.put(1)
         right.subscribe(ping, qos=1)
         left.subscribe(pong, qos=1)

@@ -10,7 +10,7 @@ inference), and for each:
   over --idle seconds with no job running, as percent of one core;
 - latency: --jobs jobs at M=2, k=2, one at a time, from every device in turn: median and p90.
 
-    python benchmarks/scale_hub.py --sizes 4 8 16 --out benchmarks/scale_hub.json
+    python -m benchmarks.scale_hub --sizes 4 8 16 --out benchmarks/scale_hub.json
 
 Every mesh is torn down at the end of its measure, also on Ctrl-C. The machine is shared, so
 compare the two topologies at the same n (they ran minutes apart), not absolute figures.
@@ -77,7 +77,8 @@ def measure(n: int, topology: str, args: argparse.Namespace, root: Path) -> dict
                            timeout_s=300, hub_nodes=3 if hub else 0, hub_base="127.0.74")
     try:
         ready_s = time.monotonic() - started
-        cluster = hubmesh.load_hub(root).cluster if hub else None
+        loaded = hubmesh.load_hub(root) if hub else None
+        cluster = loaded.cluster if loaded else None
         brokers = [psutil.Process(d.broker_pid) for d in devices]
         agents = [p for d in devices for p in group(d.agent_pid)]
         nodes = [p for node in cluster.nodes for p in group(node.pid)] if cluster else []

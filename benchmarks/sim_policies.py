@@ -1,6 +1,6 @@
 """Least-loaded vs uniform peer choice in the simulator: the two policy figures and a sweep.
 
-    python benchmarks/sim_policies.py --out /tmp/sim-policies
+    python -m benchmarks.sim_policies --out /tmp/sim-policies
 
 1. latency ratio: mean latency least-loaded / uniform, n=8, M=2, k=2, all α=1,
    at ρ = 0.7 (target <= 0.75);

@@ -25,7 +25,7 @@ window) is compared with the same simulations. The mesh's stores give the
 exact time-average queue (from each task's arrival and finish times) as a
 check on the status sampling.
 
-    python benchmarks/stability_mesh.py --png docs/stability_mesh.png
+    python -m benchmarks.stability_mesh --png docs/stability_mesh.png
 
 Each point runs --duration seconds (default 75) plus a drain of at most
 --drain seconds; the mesh is torn down at the end, also on Ctrl-C.

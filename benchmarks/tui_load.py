@@ -1,6 +1,6 @@
 """How the TUI keeps up with a busy mesh: 16 simulated devices × 2 statuses per second.
 
-    python benchmarks/tui_load.py [--seconds 10] [--json]
+    python -m benchmarks.tui_load [--seconds 10] [--json]
 
 A real mosquitto (loopback 127.0.20.200) receives the statuses of 16 simulated
 devices, each publishing twice a second with a sequence number in `current`,
@@ -42,7 +42,7 @@ from textual.widgets.data_table import CellDoesNotExist
 from edge_agent.tui.app import MeshApp, make_app
 from edge_agent.tui.widgets.devices import DevicesTable
 from edge_agent.wire import topics
-from edge_agent.wire.messages import Progress, Status
+from edge_agent.wire.messages import Progress, ProgressEvent, Status
 from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 HOST, PORT = "127.0.20.200", 1883
@@ -101,8 +101,10 @@ class Publisher(threading.Thread):
     def _job_event(self, n: int) -> None:
         job, step = divmod(n, 6)
         origin = DEVICES[job % len(DEVICES)]
-        kind, layer, answers = [("accepted", 0, 0), ("dispatched", 1, 0), ("answer", 1, 1), ("answer", 1, 2),
-                                ("layer-done", 1, 3), ("done", 2, 0)][step]
+        steps: list[tuple[ProgressEvent, int, int]] = [
+            ("accepted", 0, 0), ("dispatched", 1, 0), ("answer", 1, 1), ("answer", 1, 2), ("layer-done", 1, 3),
+            ("done", 2, 0)]
+        kind, layer, answers = steps[step]
         event = Progress(job_id=f"benchjob{job:04d}", origin=origin, event=kind, layer=layer, layers=1,
                          proposers=2, answers_in=answers, expected=3 if layer == 1 else 0, seconds=3.0)
         self.client.publish(topics.progress(origin), event.encode(), qos=0)
