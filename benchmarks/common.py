@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import importlib.metadata
 import json
+import math
 import os
 import platform
 import random
@@ -46,8 +47,10 @@ class Figure:
 
     def line(self) -> str:
         verdict = "" if self.ok is None else ("  OK" if self.ok else "  OVER")
+        ratio = "—" if math.isnan(self.ratio) else f"{self.ratio:.3f}"  # 0 / 0: nothing to divide
+        target = f"; target {self.target}" if self.target else ""
         return (f"[{self.goal}] {self.name}: {self.value:.4g} {self.unit} / {self.baseline_name} "
-                f"{self.baseline:.4g} = {self.ratio:.3f} (n={self.runs}; target {self.target}){verdict}")
+                f"{self.baseline:.4g} = {ratio} (n={self.runs}{target}){verdict}")
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)

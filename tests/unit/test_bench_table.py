@@ -15,3 +15,8 @@ def test_nothing_over_nothing_is_shown_as_no_ratio_not_nan() -> None:
     row = table([idle])[2]
     assert "nan" not in row
     assert "| same at n=1: 0 | — | — |" in row
+
+
+def test_the_printed_line_says_no_ratio_too() -> None:
+    idle = Figure("4", "idle worker per board at n=16", 0.0, 0.0, "cores", "same at n=1")
+    assert idle.line().endswith("= — (n=0)")
