@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import subprocess
 import sys
 import time
@@ -87,7 +86,7 @@ def table(figures: list[Figure]) -> list[str]:
              "|---|---|---|---|---|---|---|---|"]
     for f in figures:
         verdict = "" if f.ok is None else (" ✓" if f.ok else " ✗")
-        ratio = "—" if math.isnan(f.ratio) else f"**{f.ratio:.3f}**"  # 0 / 0: nothing to divide
+        ratio = f"**{f.shown_ratio()}**" if f.has_ratio() else f.shown_ratio()
         lines.append(f"| {f.goal} | {f.name} | {f.value:.4g} {f.unit} | {f.baseline_name}: {f.baseline:.4g} "
                      f"| {ratio}{verdict} | {f.target or '—'} | {f.runs} | {f.detail.get('load', '')} |")
     return lines

@@ -45,9 +45,15 @@ class Figure:
         if self.ratio != self.ratio and self.baseline:  # NaN: not given
             self.ratio = self.value / self.baseline
 
+    def has_ratio(self) -> bool:
+        return not math.isnan(self.ratio)  # NaN: nothing over nothing, nothing to divide
+
+    def shown_ratio(self) -> str:
+        return f"{self.ratio:.3f}" if self.has_ratio() else "—"
+
     def line(self) -> str:
         verdict = "" if self.ok is None else ("  OK" if self.ok else "  OVER")
-        ratio = "—" if math.isnan(self.ratio) else f"{self.ratio:.3f}"  # 0 / 0: nothing to divide
+        ratio = self.shown_ratio()
         target = f"; target {self.target}" if self.target else ""
         return (f"[{self.goal}] {self.name}: {self.value:.4g} {self.unit} / {self.baseline_name} "
                 f"{self.baseline:.4g} = {ratio} (n={self.runs}{target}){verdict}")

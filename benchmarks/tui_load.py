@@ -46,6 +46,9 @@ from edge_agent.wire.messages import Progress, ProgressEvent, Status
 from edge_agent.wire.mqtt import BrokerAddress, MeshClient
 
 HOST, PORT = "127.0.20.200", 1883
+# A simulated job's progress events, one per call: (event, layer, answers in).
+JOB_STEPS: tuple[tuple[ProgressEvent, int, int], ...] = (
+    ("accepted", 0, 0), ("dispatched", 1, 0), ("answer", 1, 1), ("answer", 1, 2), ("layer-done", 1, 3), ("done", 2, 0))
 DEVICES = [f"bench-{i:02d}" for i in range(1, 17)]
 RATE_HZ = 2.0
 
@@ -99,12 +102,9 @@ class Publisher(threading.Thread):
             time.sleep(max(0.0, start + tick * period - time.monotonic()))
 
     def _job_event(self, n: int) -> None:
-        job, step = divmod(n, 6)
+        job, step = divmod(n, len(JOB_STEPS))
         origin = DEVICES[job % len(DEVICES)]
-        steps: list[tuple[ProgressEvent, int, int]] = [
-            ("accepted", 0, 0), ("dispatched", 1, 0), ("answer", 1, 1), ("answer", 1, 2), ("layer-done", 1, 3),
-            ("done", 2, 0)]
-        kind, layer, answers = steps[step]
+        kind, layer, answers = JOB_STEPS[step]
         event = Progress(job_id=f"benchjob{job:04d}", origin=origin, event=kind, layer=layer, layers=1,
                          proposers=2, answers_in=answers, expected=3 if layer == 1 else 0, seconds=3.0)
         self.client.publish(topics.progress(origin), event.encode(), qos=0)
